@@ -1,0 +1,13 @@
+"""mlcomops_assets: compliant machine learning as Dagster software-defined assets."""
+
+import os
+
+# Telemetry off however the package is launched (UI, CLI, tests, dvc repro): a compliance pipeline must
+# not phone home. MLflow compares with the literal "true"; "1" is ignored there.
+for _name, _value in {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "GX_ANALYTICS_ENABLED": "False",
+}.items():
+    os.environ.setdefault(_name, _value)

@@ -1,0 +1,1 @@
+"""Asset groups, one module each: ingestion -> validation -> preparation -> training -> evidence."""

@@ -1,0 +1,62 @@
+"""Evaluation: holdout performance of the registered model version, gated by the policy's minimums."""
+
+import dagster as dg
+import pandas as pd
+
+from mlcomops_assets.constants import EVALUATION, HOLDOUT_DATA, MEETS_PERFORMANCE_MINIMUM, MODEL_EVALUATION, TRAINED_MODEL
+from mlcomops_assets.lib import modeling
+from mlcomops_assets.lib.evaluation import performance
+from mlcomops_assets.metadata import table
+from mlcomops_assets.resources import MlflowSession, ProjectResource
+
+_GATED = ("roc_auc", "accuracy", "balanced_accuracy")
+
+@dg.asset(
+    key=MODEL_EVALUATION,
+    ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
+    group_name=EVALUATION,
+    kinds={"scikitlearn", "mlflow"},
+    code_version="1",
+    tags={"compliance/personal_data": "none"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            MEETS_PERFORMANCE_MINIMUM, asset=MODEL_EVALUATION, blocking=True,
+            description="Holdout ROC AUC, accuracy and balanced accuracy reach the policy's minimums.",
+        )
+    ],
+)
+def model_evaluation(
+    model_record: dict, holdout: pd.DataFrame, project: ProjectResource, mlflow_session: MlflowSession
+):
+    """Holdout metrics of the exact registered model version: accuracy, balanced accuracy, ROC AUC,
+    precision, recall, F1, Brier score and a reliability (calibration) table, logged to its MLflow run."""
+    policy = project.policy()
+    model = mlflow_session.load_model(model_record["model_uri"])
+    scores = modeling.positive_scores(model, holdout, policy)
+    report = performance(modeling.labels(holdout, policy), scores, modeling.decisions(scores, policy))
+    report["model_uri"] = model_record["model_uri"]
+    scalars = {k: v for k, v in report.items() if isinstance(v, float)}
+    mlflow_session.log_evidence(
+        model_record["run_id"], {f"holdout_{k}": v for k, v in scalars.items()},
+        {"evaluation/holdout.json": report},
+    )
+    gate = policy.gates.evaluation
+    minimums = {"roc_auc": gate.min_roc_auc, "accuracy": gate.min_accuracy, "balanced_accuracy": gate.min_balanced_accuracy}
+    shortfalls = [f"{m} {report[m]:.3f} < {minimums[m]:.3f}" for m in _GATED if not report[m] >= minimums[m]]
+    yield dg.Output(
+        report,
+        metadata={
+            **{k: float(v) for k, v in scalars.items()},
+            "dagster/row_count": report["rows"],
+            "model_uri": model_record["model_uri"],
+            "calibration": table(report["calibration"]),
+            "mlflow_run": dg.MetadataValue.url(
+                mlflow_session.run_url(model_record["experiment_id"], model_record["run_id"])
+            ),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=MEETS_PERFORMANCE_MINIMUM, passed=not shortfalls,
+        description="; ".join(shortfalls) or "every gated holdout metric reaches its minimum",
+        metadata={**{m: float(report[m]) for m in _GATED}, **{f"min_{m}": float(v) for m, v in minimums.items()}},
+    )

@@ -1,0 +1,108 @@
+"""Explainability: a SHAP explainer for the registered model, persisted to explain single decisions later."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from mlcomops_assets.constants import (
+    EXPLAINABILITY,
+    EXPLANATIONS_ARE_FAITHFUL,
+    HOLDOUT_DATA,
+    SHAP_EXPLAINER,
+    TRAINED_MODEL,
+)
+from mlcomops_assets.lib import explain
+from mlcomops_assets.lib.files import write_atomic
+from mlcomops_assets.lib.modeling import features
+from mlcomops_assets.metadata import table
+from mlcomops_assets.resources import MlflowSession, ProjectResource
+
+# SHAP values must add up to the model's log-odds; float error is ~1e-14, so this is a strict bound.
+ADDITIVITY_TOLERANCE = 1e-6
+
+@dg.asset(
+    key=SHAP_EXPLAINER,
+    ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
+    group_name=EXPLAINABILITY,
+    kinds={"shap", "mlflow"},
+    code_version="1",
+    tags={"compliance/personal_data": "none", "compliance/control": "explanation"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            EXPLANATIONS_ARE_FAITHFUL, asset=SHAP_EXPLAINER, blocking=True,
+            description="Base value plus SHAP values reproduce the model's log-odds on the explained rows.",
+        )
+    ],
+)
+def shap_explainer(
+    model_record: dict, holdout: pd.DataFrame, project: ProjectResource, mlflow_session: MlflowSession
+):
+    """The exact SHAP explainer for the registered model (TreeExplainer for trees, LinearExplainer for
+    linear models) on transformed feature names, with global mean |SHAP| per feature as a table and
+    a PNG plot. The explainer is saved next to the reports and in the model's MLflow run, so one
+    person's decision can be explained later with ``lib.explain.explain_decision``."""
+    import joblib
+
+    policy = project.policy()
+    model = mlflow_session.load_model(model_record["model_uri"])
+    sample = holdout
+    if len(holdout) > policy.explainability.sample_size:
+        sample = holdout.sample(policy.explainability.sample_size, random_state=policy.seed)
+    explainer = explain.build_explainer(model, sample, policy)
+    values = explain.shap_values(explainer, model, sample, policy)
+    importance = explain.global_importance(values, policy)
+
+    # Faithfulness: SHAP explains the margin (log-odds) of the favourable class.
+    margin = model[-1].decision_function(model[:-1].transform(features(sample, policy)))
+    base = float(np.ravel(explainer.expected_value)[-1])
+    additivity_error = float(np.max(np.abs(base + values.sum(axis=1).to_numpy() - margin)))
+
+    folder = project.paths.reports_dir / "explainability"
+    stem = f"{model_record['registered_name']}-v{model_record['version']}"
+    explainer_path = write_atomic(folder / f"{stem}.explainer.joblib", lambda p: joblib.dump(explainer, p))
+    plot_path = write_atomic(
+        folder / f"{stem}.importance.png",
+        lambda p: explain.plot_importance(importance, p, policy.explainability.top_features),
+    )
+    client = mlflow_session.client()
+    client.log_artifact(model_record["run_id"], str(explainer_path), "explainability")
+    client.log_artifact(model_record["run_id"], str(plot_path), "explainability")
+
+    top = importance.head(policy.explainability.top_features)
+    record = {
+        "model_uri": model_record["model_uri"],
+        "explainer_type": type(explainer).__name__,
+        "explainer_path": str(explainer_path.relative_to(project.paths.home)),
+        "plot_path": str(plot_path.relative_to(project.paths.home)),
+        "rows_explained": int(len(sample)),
+        "base_log_odds": base,
+        "additivity_error": additivity_error,
+        "global_importance": [
+            {"feature": r.feature, "source_column": r.source_column, "mean_abs_shap": round(float(r.mean_abs_shap), 6)}
+            for r in importance.itertuples()
+        ],
+    }
+    plot_md = f"![global importance](data:image/png;base64,{_b64(plot_path)})"
+    yield dg.Output(
+        record,
+        metadata={
+            "explainer_type": record["explainer_type"],
+            "model_uri": model_record["model_uri"],
+            "rows_explained": len(sample),
+            "global_importance": table(record["global_importance"][: len(top)]),
+            "importance_plot": dg.MetadataValue.md(plot_md),
+            "plot_path": dg.MetadataValue.path(str(plot_path)),
+            "explainer_path": dg.MetadataValue.path(str(explainer_path)),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=EXPLANATIONS_ARE_FAITHFUL, passed=additivity_error <= ADDITIVITY_TOLERANCE,
+        description=f"max |base + sum(SHAP) - log-odds| = {additivity_error:.2e} over {len(sample)} rows "
+                    f"(tolerance {ADDITIVITY_TOLERANCE:g})",
+        metadata={"additivity_error": additivity_error, "rows": len(sample)},
+    )
+
+def _b64(path) -> str:
+    import base64
+
+    return base64.b64encode(path.read_bytes()).decode()

@@ -1,0 +1,79 @@
+"""Fairness: group metrics of the registered model on the holdout, per protected attribute and intersection."""
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from mlcomops_assets.constants import FAIRNESS, FAIRNESS_REPORT, FAIRNESS_WITHIN_THRESHOLDS, HOLDOUT_DATA, TRAINED_MODEL
+from mlcomops_assets.lib import modeling
+from mlcomops_assets.lib.fairness import fairness_report as compute_fairness
+from mlcomops_assets.lib.fairness import gate_violations
+from mlcomops_assets.metadata import table
+from mlcomops_assets.resources import MlflowSession, ProjectResource
+
+_GROUP_COLUMNS = ["group", "count", "too_small", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy"]
+
+def _metric_key(name: str) -> str:
+    return name.replace(" x ", "_x_").replace(" ", "_")
+
+@dg.asset(
+    key=FAIRNESS_REPORT,
+    ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
+    group_name=FAIRNESS,
+    kinds={"fairlearn", "mlflow"},
+    code_version="1",
+    tags={"compliance/personal_data": "aggregated", "compliance/control": "non-discrimination"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            FAIRNESS_WITHIN_THRESHOLDS, asset=FAIRNESS_REPORT, blocking=True,
+            description="Demographic parity and equalized odds differences stay within the policy's limits for "
+                        "every protected attribute and intersection (groups below the minimum size excluded).",
+        )
+    ],
+)
+def fairness_report(
+    context: dg.AssetExecutionContext,
+    model_record: dict,
+    holdout: pd.DataFrame,
+    project: ProjectResource,
+    mlflow_session: MlflowSession,
+):
+    """fairlearn MetricFrame of the registered model on the holdout: selection rate, TPR, FPR, accuracy and
+    group counts per protected attribute and configured intersection, with demographic parity and
+    equalized odds differences. Groups below the policy's minimum size are flagged, not pooled."""
+    policy = project.policy()
+    model = mlflow_session.load_model(model_record["model_uri"])
+    y_pred = modeling.decisions(modeling.positive_scores(model, holdout, policy), policy)
+    report = compute_fairness(holdout, modeling.labels(holdout, policy), y_pred, policy)
+    report["model_uri"] = model_record["model_uri"]
+    violations = gate_violations(report, policy)
+    report["violations"] = violations
+
+    gaps = {}
+    for name, result in report["attributes"].items():
+        if result.get("evaluable"):
+            for metric in ("demographic_parity_difference", "equalized_odds_difference", "demographic_parity_ratio"):
+                gaps[f"{metric}/{_metric_key(name)}"] = float(result[metric])
+    mlflow_session.log_evidence(
+        model_record["run_id"], {f"fairness.{k.replace('/', '.')}": v for k, v in gaps.items()},
+        {"fairness/report.json": report},
+    )
+    metadata: dict[str, Any] = {
+        f"groups/{_metric_key(name)}": table(result["groups"], _GROUP_COLUMNS)
+        for name, result in report["attributes"].items()
+    }
+    metadata.update(gaps)
+    metadata["model_uri"] = model_record["model_uri"]
+    gate = policy.gates.fairness
+    yield dg.Output(report, metadata=metadata)
+    yield dg.AssetCheckResult(
+        check_name=FAIRNESS_WITHIN_THRESHOLDS, passed=not violations,
+        description="; ".join(violations) or "all fairness gaps are within the policy's thresholds",
+        metadata={
+            "max_demographic_parity_difference": gate.max_demographic_parity_difference,
+            "max_equalized_odds_difference": gate.max_equalized_odds_difference,
+            "min_group_size": gate.min_group_size,
+            "violations": len(violations),
+        },
+    )

@@ -1,0 +1,71 @@
+"""Monitoring: data drift of every production batch against the training reference, with Evidently."""
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from mlcomops_assets.constants import DRIFT_REPORT, MONITORING, NO_DATASET_DRIFT, PRODUCTION_DATA, TRAINING_DATA
+from mlcomops_assets.lib.drift import drift_report as compute_drift
+from mlcomops_assets.lib.splitting import BATCH_COLUMN
+from mlcomops_assets.metadata import table
+from mlcomops_assets.resources import ProjectResource
+
+@dg.asset(
+    key=DRIFT_REPORT,
+    ins={"reference": dg.AssetIn(key=TRAINING_DATA), "production": dg.AssetIn(key=PRODUCTION_DATA)},
+    group_name=MONITORING,
+    kinds={"evidently", "html"},
+    code_version="1",
+    tags={"compliance/personal_data": "aggregated", "compliance/control": "post-market-monitoring"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            NO_DATASET_DRIFT, asset=DRIFT_REPORT, blocking=False,
+            description="No production batch shows dataset drift (share of drifted columns below the policy's).",
+        )
+    ],
+)
+def drift_report(
+    context: dg.AssetExecutionContext, reference: pd.DataFrame, production: pd.DataFrame, project: ProjectResource
+):
+    """Evidently data drift between the training data (reference) and each production batch, with the
+    statistical methods pinned by the policy. One self-contained HTML report per batch, a per-column
+    table and a dataset-drift verdict per batch."""
+    policy = project.policy()
+    folder = project.paths.reports_dir / "drift"
+    folder.mkdir(parents=True, exist_ok=True)
+    batches = {}
+    for batch, current in production.groupby(BATCH_COLUMN, sort=True):
+        target = folder / f"batch-{batch}.html"
+        tmp = target.with_name(f".{target.name}.tmp")
+        result = compute_drift(reference, current, policy, tmp)
+        tmp.replace(target)  # Evidently writes by path only, so rename after it is complete
+        result["html_path"] = str(target.relative_to(project.paths.home))
+        batches[str(batch)] = result
+        context.log.info(f"batch {batch}: {result['drifted_columns']} drifted column(s), dataset drift={result['dataset_drift']}")
+
+    summary = [
+        {"batch": b, "rows": r["current_rows"], "drifted_columns": r["drifted_columns"],
+         "drift_share": r["drift_share"], "dataset_drift": r["dataset_drift"], "report": r["html_path"]}
+        for b, r in batches.items()
+    ]
+    latest = max(batches) if batches else None
+    metadata: dict[str, Any] = {
+        "batches": table(summary) if summary else "no production batches",
+        "reference_rows": len(reference),
+        "num_method": policy.gates.drift.num_method,
+        "cat_method": policy.gates.drift.cat_method,
+    }
+    if latest is not None:
+        metadata["latest_batch"] = latest
+        metadata["latest_batch_columns"] = table(batches[latest]["columns"])
+        metadata["latest_batch_report"] = dg.MetadataValue.path(str(project.paths.home / batches[latest]["html_path"]))
+        metadata["dataset_drift"] = bool(batches[latest]["dataset_drift"])
+    drifted = [b for b, r in batches.items() if r["dataset_drift"]]
+    yield dg.Output({"batches": batches, "latest_batch": latest}, metadata=metadata)
+    yield dg.AssetCheckResult(
+        check_name=NO_DATASET_DRIFT, passed=not drifted, severity=dg.AssetCheckSeverity.WARN,
+        description=(f"dataset drift in batch(es) {', '.join(drifted)}" if drifted
+                     else f"no dataset drift in {len(batches)} batch(es)"),
+        metadata={"batches_checked": len(batches), "batches_drifted": len(drifted)},
+    )

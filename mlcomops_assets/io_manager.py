@@ -1,0 +1,52 @@
+"""Stores asset values as files under ``data/``: DataFrames as Parquet, records as JSON.
+
+Files, not Dagster's pickles, because DVC versions them, reviewers can open them, and any process
+(UI run, CLI, ``dvc repro``) finds the same data. Writes are atomic (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from mlcomops_assets.constants import STORAGE_FOLDER
+from mlcomops_assets.lib.files import write_atomic, write_json
+from mlcomops_assets.settings import ProjectPaths
+
+
+class DataFolderIOManager(dg.ConfigurableIOManager):
+    """Parquet/JSON files at ``<home>/data/<folder>/<asset>.<ext>``."""
+
+    home: str
+
+    def _base(self, context: dg.InputContext | dg.OutputContext) -> Path:
+        name = context.asset_key.path[-1]
+        folder = STORAGE_FOLDER.get(name, "assets")
+        return ProjectPaths(Path(self.home)).data_dir / folder / name
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        base = self._base(context)
+        if isinstance(obj, pd.DataFrame):
+            path = base.with_suffix(".parquet")
+            write_atomic(path, lambda p: obj.to_parquet(p, index=False))
+        elif isinstance(obj, dict):
+            path = write_json(base.with_suffix(".json"), obj)
+        else:
+            raise TypeError(f"{context.asset_key.to_user_string()}: cannot store a {type(obj).__name__}")
+        context.add_output_metadata({"storage_path": dg.MetadataValue.path(str(path))})
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        base = self._base(context)
+        parquet, record = base.with_suffix(".parquet"), base.with_suffix(".json")
+        if parquet.exists():
+            return pd.read_parquet(parquet)
+        if record.exists():
+            return json.loads(record.read_text(encoding="utf-8"))
+        raise FileNotFoundError(
+            f"{context.asset_key.to_user_string()} has not been materialized yet (no {parquet.name} "
+            f"or {record.name} in {base.parent})"
+        )

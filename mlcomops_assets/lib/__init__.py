@@ -1,0 +1,1 @@
+"""Domain logic without Dagster: each module does one job and is testable on its own."""

@@ -1,0 +1,53 @@
+"""Crash-safe file writes and content hashes.
+
+Every file the pipeline produces is written to a temporary file in the same directory and renamed into
+place, so a run killed mid-write leaves the previous version complete and the next run needs no cleanup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(target: Path, writer: Callable[[Path], Any]) -> Path:
+    """Call ``writer(tmp_path)`` and move the result to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        writer(tmp)
+    return target
+
+
+def write_json(target: Path, payload: Any) -> Path:
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str)
+    return write_atomic(target, lambda p: p.write_text(text + "\n", encoding="utf-8"))
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of the file's bytes: the same value DVC 3 records for a file output."""
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,335 @@
+"""The governance policy: one declarative file (``governance.yaml``) that a reviewer reads in one place.
+
+It holds the data source, the role and contract of every column, the target and its positive outcome,
+the time column and training cutoff, the seed, the model settings and the thresholds of every gate.
+It is validated on load: an unknown key, a wrong type or an inconsistent value fails with a
+``PolicyError`` that names the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class PolicyError(ValueError):
+    """The policy file is missing, unreadable or invalid; the message names each offending key."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in a threshold must never be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnRole(StrEnum):
+    IDENTIFIER = "identifier"
+    QUASI_IDENTIFIER = "quasi_identifier"
+    PROTECTED = "protected"
+    FEATURE = "feature"
+    TARGET = "target"
+    TIME = "time"
+    IGNORED = "ignored"
+
+
+class ColumnType(StrEnum):
+    CATEGORY = "category"
+    INTEGER = "integer"
+    FLOAT = "float"
+    STRING = "string"
+
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ColumnSpec(_Strict):
+    """The role and contract of one input column."""
+
+    role: ColumnRole
+    dtype: ColumnType
+    description: str = ""
+    allowed_values: list[str] | None = None
+    min: float | None = None
+    max: float | None = None
+    max_null_fraction: Fraction = 0.0
+    use_as_feature: bool = False
+    justification: str | None = None
+    fairness_bins: list[float] | None = Field(
+        default=None, description="Bin edges that turn a numeric protected attribute into groups."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnSpec:
+        numeric = self.dtype in (ColumnType.INTEGER, ColumnType.FLOAT)
+        if self.allowed_values is not None and numeric:
+            raise ValueError("allowed_values applies to category/string columns; use min/max for numbers")
+        if (self.min is not None or self.max is not None) and not numeric:
+            raise ValueError("min/max apply to integer/float columns; use allowed_values for categories")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.use_as_feature and self.role != ColumnRole.PROTECTED:
+            raise ValueError("use_as_feature is only for protected attributes; declare role: feature instead")
+        if self.use_as_feature and not (self.justification or "").strip():
+            raise ValueError("a protected attribute used as a feature needs a written justification")
+        if self.fairness_bins is not None:
+            if not numeric or self.role != ColumnRole.PROTECTED:
+                raise ValueError("fairness_bins apply to numeric protected attributes only")
+            if len(self.fairness_bins) < 3 or sorted(self.fairness_bins) != self.fairness_bins:
+                raise ValueError("fairness_bins needs at least 3 increasing edges (2 groups)")
+        return self
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.dtype in (ColumnType.INTEGER, ColumnType.FLOAT)
+
+
+class SourceSpec(_Strict):
+    """Where the raw data comes from."""
+
+    kind: Literal["sklego_arrests", "file"] = "sklego_arrests"
+    path: str | None = Field(default=None, description="File path, relative to the project home.")
+    delimiter: str = ","
+    encoding: str = "utf-8"
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> SourceSpec:
+        if self.kind == "file":
+            if not self.path:
+                raise ValueError("source.kind 'file' needs source.path (a .csv or .parquet file)")
+            if Path(self.path).suffix.lower() not in (".csv", ".parquet"):
+                raise ValueError(f"source.path must end in .csv or .parquet, got {self.path!r}")
+        elif self.path is not None:
+            raise ValueError("source.path is only used with kind: file")
+        return self
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.path).suffix.lower() if self.path else ".csv"
+
+
+class RowCountSpec(_Strict):
+    min: int = Field(default=100, ge=1)
+    max: int = Field(default=10_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RowCountSpec:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class DataSpec(_Strict):
+    """The dataset: source, column contract, target and time structure."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    description: str = ""
+    purpose: str
+    legal_basis: str
+    source: SourceSpec
+    target: str
+    positive_label: str
+    time_column: str
+    training_cutoff: int | float | dt.date = Field(
+        description="Rows whose time value is <= the cutoff train the model; later rows are production."
+    )
+    row_count: RowCountSpec = RowCountSpec()
+    columns: dict[str, ColumnSpec]
+
+    @model_validator(mode="after")
+    def _roles(self) -> DataSpec:
+        cols = self.columns
+        for key, role in (("target", ColumnRole.TARGET), ("time_column", ColumnRole.TIME)):
+            name = getattr(self, key)
+            if name not in cols:
+                raise ValueError(f"{key} {name!r} is not declared under columns")
+            if cols[name].role != role:
+                raise ValueError(f"column {name!r} is the {key} and must have role: {role.value}")
+        for role in (ColumnRole.TARGET, ColumnRole.TIME):
+            names = [n for n, c in cols.items() if c.role == role]
+            if len(names) != 1:
+                raise ValueError(f"exactly one column must have role {role.value}, found {names}")
+        target = cols[self.target]
+        if target.allowed_values is None or len(target.allowed_values) != 2:
+            raise ValueError(f"target {self.target!r} needs allowed_values with exactly two labels")
+        if self.positive_label not in target.allowed_values:
+            raise ValueError(
+                f"positive_label {self.positive_label!r} is not among the target's allowed_values "
+                f"{target.allowed_values}"
+            )
+        if not self.feature_columns:
+            raise ValueError("no feature columns: declare role: feature (or use_as_feature) on some column")
+        time_spec = cols[self.time_column]
+        if isinstance(self.training_cutoff, dt.date) == time_spec.is_numeric:
+            raise ValueError("training_cutoff must be a number for a numeric time column, else a date")
+        return self
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [
+            n for n, c in self.columns.items()
+            if c.role == ColumnRole.FEATURE or (c.role == ColumnRole.PROTECTED and c.use_as_feature)
+        ]
+
+    @property
+    def protected_attributes(self) -> list[str]:
+        return [n for n, c in self.columns.items() if c.role == ColumnRole.PROTECTED]
+
+    @property
+    def dropped_columns(self) -> list[str]:
+        """Columns that never leave the raw layer (identifiers and ignored columns)."""
+        drop = (ColumnRole.IDENTIFIER, ColumnRole.IGNORED)
+        return [n for n, c in self.columns.items() if c.role in drop]
+
+    @property
+    def kept_columns(self) -> list[str]:
+        return [n for n in self.columns if n not in self.dropped_columns]
+
+    @property
+    def negative_label(self) -> str:
+        labels = self.columns[self.target].allowed_values or []
+        return next(v for v in labels if v != self.positive_label)
+
+    def columns_of_type(self, *types: ColumnType) -> list[str]:
+        return [n for n, c in self.columns.items() if c.dtype in types]
+
+
+class SplitSpec(_Strict):
+    holdout_fraction: float = Field(default=0.25, gt=0.0, lt=0.9)
+    stratify: bool = True
+
+
+_ESTIMATOR_PARAMS: dict[str, set[str]] = {
+    "gradient_boosting": {
+        "n_estimators", "learning_rate", "max_depth", "subsample", "min_samples_leaf", "max_features",
+    },
+    "logistic_regression": {"C", "max_iter", "class_weight", "l1_ratio", "solver"},
+}
+
+
+class ModelSpec(_Strict):
+    registered_name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
+    experiment_name: str = "mlcomops"
+    estimator: Literal["gradient_boosting", "logistic_regression"] = "gradient_boosting"
+    params: dict[str, int | float | str | bool | None] = {}
+    decision_threshold: Fraction = 0.5
+
+    @model_validator(mode="after")
+    def _known_params(self) -> ModelSpec:
+        unknown = sorted(set(self.params) - _ESTIMATOR_PARAMS[self.estimator])
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {unknown} for estimator {self.estimator!r}; "
+                f"expected some of {sorted(_ESTIMATOR_PARAMS[self.estimator])}"
+            )
+        return self
+
+
+class EvaluationGate(_Strict):
+    min_roc_auc: Fraction = 0.6
+    min_accuracy: Fraction = 0.0
+    min_balanced_accuracy: Fraction = 0.0
+
+
+class FairnessGate(_Strict):
+    max_demographic_parity_difference: Fraction = 0.1
+    max_equalized_odds_difference: Fraction = 0.2
+    min_group_size: int = Field(default=30, ge=1)
+    intersections: list[list[str]] = []
+
+
+class DriftGate(_Strict):
+    # Pinned so the meaning of a drift score does not change with batch size (Evidently switches
+    # from p-values to distances above 1,000 rows when the method is left on auto).
+    num_method: Literal["wasserstein", "psi", "ks", "jensenshannon"] = "wasserstein"
+    cat_method: Literal["jensenshannon", "psi", "chisquare"] = "jensenshannon"
+    column_threshold: float = Field(default=0.1, gt=0.0)
+    drift_share: Fraction = 0.5
+    reference_sample_size: int = Field(default=200_000, ge=100)
+
+
+class ExplainabilitySpec(_Strict):
+    sample_size: int = Field(default=2_000, ge=10)
+    top_features: int = Field(default=10, ge=1)
+
+
+class GatesSpec(_Strict):
+    evaluation: EvaluationGate = EvaluationGate()
+    fairness: FairnessGate = FairnessGate()
+    drift: DriftGate = DriftGate()
+
+
+class Policy(_Strict):
+    """The whole governance policy, as validated from ``governance.yaml``."""
+
+    version: Literal[1]
+    owner: str = Field(description="Owner of every asset: an email or 'team:<name>'.")
+    seed: int = Field(ge=0, le=2**32 - 1)
+    data: DataSpec
+    split: SplitSpec = SplitSpec()
+    model: ModelSpec
+    explainability: ExplainabilitySpec = ExplainabilitySpec()
+    gates: GatesSpec = GatesSpec()
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Policy:
+        protected = set(self.data.protected_attributes)
+        for combo in self.gates.fairness.intersections:
+            missing = [c for c in combo if c not in protected]
+            if missing or len(combo) < 2:
+                raise ValueError(
+                    f"gates.fairness.intersections entry {combo} must list 2+ protected attributes; "
+                    f"not protected: {missing}"
+                )
+        if not (self.owner.startswith("team:") or "@" in self.owner):
+            raise ValueError(f"owner {self.owner!r} must be an email or start with 'team:'")
+        return self
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A stable hash of the validated policy, recorded with every model."""
+        import hashlib
+        import json
+
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the policy schema; check the spelling)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        given = err.get("input")
+        suffix = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"  - {key}: {msg}{suffix}")
+    return "\n".join(lines)
+
+
+def parse_policy(raw: Any, source: str = "policy") -> Policy:
+    """Validate an already-parsed policy mapping."""
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{source}: the policy must be a YAML mapping, got {type(raw).__name__}")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(f"{source} is invalid:\n{_format_errors(exc)}") from None
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate the policy file at ``path``."""
+    if not path.is_file():
+        raise PolicyError(f"policy file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path} is not valid YAML: {exc}") from None
+    return parse_policy(raw, source=str(path))

@@ -1,0 +1,87 @@
+"""A thin MLflow resource: one MLflow run per asset materialization, always closed.
+
+dagster-mlflow is not used: it is a legacy beta resource that leaves MLflow runs RUNNING unless a hook
+runs on the last step of the job, which is not true for UI, CLI, sensor or test materializations of a
+subset. Here the run is a context manager, so it ends FINISHED or FAILED however the asset was launched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+
+class MlflowSession(dg.ConfigurableResource):
+    """MLflow tracking and registry on a SQLite backend with a pinned artifact location."""
+
+    tracking_uri: str
+    artifact_root: str
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def _activate(self) -> None:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+
+    def client(self) -> MlflowClient:
+        from mlflow.tracking import MlflowClient
+
+        self._activate()
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self, name: str) -> str:
+        """The experiment's id, created with an explicit artifact location (never the CWD default)."""
+        client = self.client()
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = f"{self.artifact_root.rstrip('/')}/{name}"
+        return client.create_experiment(name, artifact_location=location)
+
+    @contextmanager
+    def start_run(
+        self, experiment: str, run_name: str, tags: dict[str, str]
+    ) -> Iterator[mlflow.ActiveRun]:
+        """Open a run; it ends FINISHED on success and FAILED on any exception, which is re-raised."""
+        import mlflow
+
+        experiment_id = self.experiment_id(experiment)
+        # A run left open by a crashed step in this process must not swallow ours.
+        while mlflow.active_run() is not None:
+            mlflow.end_run("KILLED")
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+        try:
+            yield run
+        except BaseException:
+            mlflow.end_run("FAILED")
+            raise
+        mlflow.end_run("FINISHED")
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def model_version_url(self, name: str, version: str | int) -> str:
+        return f"{self.ui_url}/#/models/{name}/versions/{version}"
+
+    def load_model(self, model_uri: str):
+        """Load the exact registered version named by ``model_uri`` (``models:/<name>/<version>``)."""
+        import mlflow
+
+        self._activate()
+        return mlflow.sklearn.load_model(model_uri)
+
+    def log_evidence(self, run_id: str, metrics: dict[str, float], artifacts: dict[str, object]) -> None:
+        """Attach metrics and JSON artifacts to an existing (finished) run without reopening it."""
+        client = self.client()
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, float(value))
+        for path, payload in artifacts.items():
+            client.log_dict(run_id, payload, path)

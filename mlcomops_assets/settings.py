@@ -1,0 +1,79 @@
+"""Where the project lives: every path is derived from one setting, ``MLCOMOPS_HOME``.
+
+The home holds the policy file (``governance.yaml``), the data layers under ``data/``, the MLflow
+store under ``.mlflow/`` and the Dagster instance under ``.dagster_home/``. It defaults to the
+repository that contains this package, never to the current working directory, because Dagster's
+code server, the webserver and ``dvc repro`` all start in different directories.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV_VAR = "MLCOMOPS_HOME"
+POLICY_FILE_NAME = "governance.yaml"
+
+
+def default_home() -> Path:
+    """The project home: ``$MLCOMOPS_HOME`` if set, else the repository holding this package."""
+    configured = os.environ.get(HOME_ENV_VAR)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """All locations of the project, derived from its home directory."""
+
+    home: Path
+
+    @property
+    def policy_file(self) -> Path:
+        return self.home / POLICY_FILE_NAME
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def validated_dir(self) -> Path:
+        return self.data_dir / "validated"
+
+    @property
+    def prepared_dir(self) -> Path:
+        return self.data_dir / "prepared"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / ".mlflow"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        return self.mlflow_dir / "artifacts"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / ".dagster_home"
+
+    def raw_file(self, suffix: str) -> Path:
+        """The ingested copy of the source; one fixed name so DVC tracks a single path."""
+        return self.raw_dir / f"source{suffix}"
