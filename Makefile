@@ -1,0 +1,90 @@
+# mlcomops_assets: everything a fresh machine with Python 3.11, make and git needs.
+#   make run    set up, then materialize the whole asset graph on the default data and summarize it
+#   make test   set up, then run the test suite
+#   make ui     Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000, on the project's stores
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+DVC_VENV := $(ROOT)/.venv-dvc
+TOOLS := $(ROOT)/.venv-tools
+STAMPS := $(ROOT)/.make
+UV := $(TOOLS)/bin/uv
+
+export MLCOMOPS_HOME := $(ROOT)
+export DAGSTER_HOME := $(ROOT)/.dagster_home
+export PATH := $(VENV)/bin:$(PATH)
+export UV_PYTHON_DOWNLOADS := never
+# Telemetry off across the stack (MLflow needs the literal "true").
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export DVC_NO_ANALYTICS := 1
+export GX_ANALYTICS_ENABLED := False
+
+DAGSTER_MODULE := -m mlcomops_assets.definitions
+
+.PHONY: help setup run test ui bench lint lock clean dvc-status
+
+help:
+	@echo "make run | make test | make ui | make lint | make lock | make clean"
+
+$(UV): requirements/tools.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}"'
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/tools.lock
+	@touch $@
+
+$(STAMPS)/venv: requirements/runtime.lock pyproject.toml $(UV)
+	@mkdir -p $(STAMPS)
+	@test -x $(VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip sync --quiet --python $(VENV)/bin/python --require-hashes requirements/runtime.lock
+	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps -e .
+	@touch $@
+
+# DVC gets its own venv: its hydra/omegaconf pin ANTLR 4.9, which breaks Dagster's selection parser.
+$(STAMPS)/dvc: requirements/dvc.lock $(UV) $(STAMPS)/venv
+	@test -x $(DVC_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(DVC_VENV)
+	$(UV) pip sync --quiet --python $(DVC_VENV)/bin/python --require-hashes requirements/dvc.lock
+	ln -sf $(DVC_VENV)/bin/dvc $(VENV)/bin/dvc
+	@touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp config/dagster.yaml $@
+
+setup: $(STAMPS)/venv $(STAMPS)/dvc $(DAGSTER_HOME)/dagster.yaml
+
+run: setup
+	@start=$$(date +%s); \
+	dagster job execute $(DAGSTER_MODULE) -j end_to_end -c config/run.yaml; \
+	dvc commit --force --quiet; \
+	python -m mlcomops_assets.summary --elapsed $$(( $$(date +%s) - start ))
+
+dvc-status: setup
+	dvc status
+
+test: setup
+	python -m pytest $(PYTEST_ARGS)
+
+ui: setup
+	@mkdir -p .mlflow/artifacts
+	@set -m; \
+	mlflow ui --backend-store-uri "sqlite:///$(ROOT)/.mlflow/mlflow.db" \
+		--default-artifact-root "$(ROOT)/.mlflow/artifacts" --host 127.0.0.1 --port 5000 & \
+	mlflow_pid=$$!; \
+	trap 'kill -INT -- -$$mlflow_pid 2>/dev/null || true' EXIT; \
+	dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: setup
+	ruff check mlcomops_assets mlcomops_assets_tests
+
+# Re-resolve the exact versions (hash-checked) from pyproject.toml and requirements/dvc.in.
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes --no-header -o requirements/runtime.lock
+	$(UV) pip compile requirements/dvc.in --python-version 3.11 --generate-hashes --no-header -o requirements/dvc.lock
+
+clean:
+	rm -rf $(VENV) $(DVC_VENV) $(TOOLS) $(STAMPS)
