@@ -1,0 +1,91 @@
+"""A short summary of the latest materializations, read back from the persistent Dagster instance.
+
+``python -m mlcomops_assets.summary`` prints the data version, the registered model version, the key
+metrics, the largest fairness gaps, the drift verdict, and where to look next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mlcomops_assets.constants import DRIFT_REPORT, FAIRNESS_REPORT, MODEL_EVALUATION, RAW_DATA, TRAINED_MODEL
+from mlcomops_assets.settings import ProjectPaths, default_home
+
+
+def _metadata(instance, key) -> dict[str, Any]:
+    event = instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return {}
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def _report(paths: ProjectPaths, name: str) -> dict[str, Any]:
+    path = paths.reports_dir / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def largest_gaps(fairness: dict[str, Any], top: int = 3) -> list[tuple[str, str, float]]:
+    gaps = [
+        (attribute, metric, result[metric])
+        for attribute, result in fairness.get("attributes", {}).items()
+        if result.get("evaluable")
+        for metric in ("demographic_parity_difference", "equalized_odds_difference")
+    ]
+    return sorted(gaps, key=lambda g: g[2], reverse=True)[:top]
+
+
+def render(paths: ProjectPaths, instance, elapsed: float | None = None) -> str:
+    raw = _metadata(instance, RAW_DATA)
+    model = _metadata(instance, TRAINED_MODEL)
+    evaluation = _report(paths, MODEL_EVALUATION.path[-1])
+    fairness = _report(paths, FAIRNESS_REPORT.path[-1])
+    drift = _report(paths, DRIFT_REPORT.path[-1])
+    lines = ["", "=== mlcomops_assets: end-to-end summary ==="]
+    if elapsed is not None:
+        lines.append(f"wall time           {elapsed:.0f} s")
+    lines.append(f"raw data version    {raw.get('dvc_md5', '(not materialized)')}  (DVC md5 of data/raw)")
+    lines.append(f"registered model    {model.get('registered_model', '(not materialized)')}  "
+                 f"[{model.get('model_uri', '')}]")
+    if evaluation:
+        lines.append(
+            "holdout metrics     "
+            + "  ".join(f"{m}={evaluation[m]:.3f}" for m in ("roc_auc", "accuracy", "balanced_accuracy", "recall"))
+            + f"  (majority-class accuracy {evaluation['majority_class_accuracy']:.3f})"
+        )
+    for attribute, metric, value in largest_gaps(fairness):
+        lines.append(f"fairness gap        {attribute}: {metric} = {value:.3f}")
+    if fairness:
+        verdict = "; ".join(fairness.get("violations", [])) or "within the policy's thresholds"
+        lines.append(f"fairness verdict    {verdict}")
+    for batch, result in sorted(drift.get("batches", {}).items()):
+        lines.append(
+            f"drift batch {batch:<7} dataset drift={result['dataset_drift']}  "
+            f"({result['drifted_columns']}/{len(result['columns'])} columns)  {result['html_path']}"
+        )
+    lines += [
+        "",
+        "where to look:",
+        "  make ui  -> Dagster UI http://127.0.0.1:3000 (lineage, checks, metadata)",
+        "           -> MLflow UI http://127.0.0.1:5000 (runs, registered models)",
+        f"  reports  -> {paths.reports_dir}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    import dagster as dg
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--elapsed", type=float, default=None, help="wall time of the run, in seconds")
+    args = parser.parse_args()
+    paths = ProjectPaths(default_home())
+    with dg.DagsterInstance.get() as instance:
+        print(render(paths, instance, args.elapsed))
+
+
+if __name__ == "__main__":
+    main()
