@@ -1,0 +1,75 @@
+"""Shared fixtures: real project homes in temporary directories (policy, data, MLflow, Dagster)."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import yaml
+
+from mlcomops_assets.definitions import build_defs
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_POLICY = yaml.safe_load((REPO / "governance.yaml").read_text())
+
+
+def dvc_executable() -> str:
+    """The project's DVC (own venv, see Makefile); tests fail loudly if it is missing."""
+    candidate = REPO / ".venv-dvc" / "bin" / "dvc"
+    found = str(candidate) if candidate.exists() else shutil.which("dvc")
+    if not found:
+        pytest.fail("dvc is not installed: run `make test`, which creates .venv-dvc")
+    return found
+
+
+def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=True, timeout=120)
+
+
+def default_policy() -> dict[str, Any]:
+    return copy.deepcopy(DEFAULT_POLICY)
+
+
+def write_home(home: Path, policy: dict[str, Any] | None = None) -> Path:
+    """A project home: its policy file (default or given); everything else is created by the assets."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "governance.yaml").write_text(yaml.safe_dump(policy or default_policy(), sort_keys=False))
+    return home
+
+
+@contextmanager
+def materialize(home: Path, selection: str | None = None) -> Iterator[tuple[dg.ExecuteInProcessResult, dg.DagsterInstance]]:
+    """Run the end-to-end job (or a selection of it) in-process on a persistent instance under ``home``."""
+    defs = build_defs(home)
+    dagster_home = home / ".dagster_home"
+    dagster_home.mkdir(exist_ok=True)
+    with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
+        job = defs.resolve_job_def("end_to_end")
+        kwargs = {"asset_selection": [dg.AssetKey(k) for k in selection.split(",")]} if selection else {}
+        result = job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+        yield result, instance
+
+
+@pytest.fixture
+def home_factory(tmp_path: Path) -> Callable[..., Path]:
+    def make(policy: dict[str, Any] | None = None, name: str = "home") -> Path:
+        return write_home(tmp_path / name, policy)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory: pytest.TempPathFactory):
+    """The whole graph materialized once on the default data, in a home that is a git + DVC repo."""
+    home = write_home(tmp_path_factory.mktemp("default_home"))
+    run(["git", "init", "-q"], home)
+    run([dvc_executable(), "init", "-q"], home)
+    with materialize(home) as (result, instance):
+        yield home, result, instance

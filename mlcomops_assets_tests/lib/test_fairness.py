@@ -1,0 +1,46 @@
+"""Fairness metrics: binned numeric attributes, intersections, small groups flagged, gate verdicts."""
+
+import numpy as np
+import pandas as pd
+
+from mlcomops_assets.lib.fairness import fairness_report, gate_violations, group_labels
+
+
+def _frame(n_a: int, n_b: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        "colour": ["White"] * n_a + ["Black"] * n_b,
+        "sex": (["Male", "Female"] * ((n_a + n_b) // 2 + 1))[: n_a + n_b],
+        "age": np.linspace(15, 70, n_a + n_b).round(),
+        "citizen": ["Yes"] * (n_a + n_b),
+    })
+
+
+def test_numeric_attribute_is_binned_by_policy_edges(policy):
+    groups = group_labels(pd.DataFrame({"age": [12, 25, 39, 40, 99]}), "age", policy)
+    assert list(groups) == ["0-25", "25-40", "25-40", "40-120", "40-120"]
+
+
+def test_disparities_match_hand_computed_rates(policy):
+    frame = _frame(100, 100)
+    y_true = np.ones(200, dtype=int)
+    # White: 90 of 100 favourable decisions; Black: 60 of 100.
+    y_pred = np.r_[np.ones(90), np.zeros(10), np.ones(60), np.zeros(40)].astype(int)
+    report = fairness_report(frame, y_true, y_pred, policy)
+    colour = report["attributes"]["colour"]
+    assert round(colour["demographic_parity_difference"], 10) == 0.3
+    assert round(colour["demographic_parity_ratio"], 4) == round(60 / 90, 4)
+    rates = {g["group"]: g["selection_rate"] for g in colour["groups"]}
+    assert rates == {"Black": 0.6, "White": 0.9}
+    assert any("colour: demographic_parity_difference 0.300 > 0.150" == v for v in gate_violations(report, policy))
+
+
+def test_small_groups_are_flagged_and_excluded_not_pooled(policy):
+    frame = _frame(190, 10)  # 10 Black rows < min_group_size 30
+    y_true = np.ones(200, dtype=int)
+    y_pred = np.r_[np.ones(190), np.zeros(10)].astype(int)
+    report = fairness_report(frame, y_true, y_pred, policy)
+    colour = report["attributes"]["colour"]
+    assert {g["group"]: g["too_small"] for g in colour["groups"]} == {"Black": True, "White": False}
+    assert colour["evaluable"] is False and "fewer than two groups" in colour["reason"]
+    assert "colour x sex" in report["attributes"]
+    assert not any(v.startswith("colour:") for v in gate_violations(report, policy))

@@ -1,0 +1,46 @@
+"""The data contract run by Great Expectations names the rule, the column and the offending count."""
+
+import numpy as np
+
+from mlcomops_assets.lib.gx_validation import blocking_failures, validate
+from mlcomops_assets.lib.rules import rules_from_policy
+
+
+def _failed(frame, policy):
+    return {r.rule: r for r in validate(frame, rules_from_policy(policy.data), "t") if not r.passed}
+
+
+def test_default_data_passes_every_rule(arrests, policy):
+    results = validate(arrests, rules_from_policy(policy.data), "t")
+    assert len(results) == len(rules_from_policy(policy.data))
+    assert [r.rule for r in results if not r.passed] == []
+
+
+def test_out_of_range_and_unknown_values_are_counted(arrests, policy):
+    broken = arrests.copy()
+    broken.loc[:6, "age"] = -4               # 7 rows
+    broken.loc[100:102, "colour"] = "Green"  # 3 rows
+    failed = _failed(broken, policy)
+    assert set(failed) == {"age__range", "colour__allowed_values"}
+    assert failed["age__range"].unexpected_count == 7 and failed["age__range"].column == "age"
+    assert "'age'" in failed["age__range"].message and "7 of 5,226 rows" in failed["age__range"].message
+    assert failed["colour__allowed_values"].unexpected_count == 3
+    # Only counts leave the validation: no offending value is carried in the message.
+    assert "Green" not in failed["colour__allowed_values"].message
+
+
+def test_missing_column_and_wrong_type_are_reported(arrests, policy):
+    broken = arrests.drop(columns=["checks"]).assign(age=arrests["age"].astype(str))
+    failed = _failed(broken, policy)
+    assert "missing ['checks']" in failed["columns_match_policy"].message
+    assert "missing from the data" in failed["checks__not_null"].message
+    assert "found dtype" in failed["age__type"].message
+    assert all(r.severity == "critical" for r in blocking_failures(list(failed.values())))
+
+
+def test_nulls_and_single_class_label(arrests, policy):
+    broken = arrests.assign(released="Yes")
+    broken.loc[:9, "employed"] = np.nan
+    failed = _failed(broken, policy)
+    assert failed["employed__not_null"].unexpected_count == 10
+    assert "released__both_classes_present" in failed
