@@ -64,6 +64,12 @@ def shap_explainer(
         folder / f"{stem}.importance.png",
         lambda p: explain.plot_importance(importance, p, policy.explainability.top_features),
     )
+    for stale in folder.glob("*.joblib"):
+        if stale != explainer_path:
+            stale.unlink()  # earlier versions' explainers live on in their MLflow runs
+    for stale in folder.glob("*.png"):
+        if stale != plot_path:
+            stale.unlink()
     client = mlflow_session.client()
     client.log_artifact(model_record["run_id"], str(explainer_path), "explainability")
     client.log_artifact(model_record["run_id"], str(plot_path), "explainability")

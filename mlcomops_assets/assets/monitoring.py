@@ -44,6 +44,11 @@ def drift_report(
         batches[str(batch)] = result
         context.log.info(f"batch {batch}: {result['drifted_columns']} drifted column(s), dataset drift={result['dataset_drift']}")
 
+    current_files = {folder / f"batch-{b}.html" for b in batches}
+    for stale in folder.glob("batch-*.html"):
+        if stale not in current_files:
+            stale.unlink()  # a batch that no longer exists must not look like current evidence
+
     summary = [
         {"batch": b, "rows": r["current_rows"], "drifted_columns": r["drifted_columns"],
          "drift_share": r["drift_share"], "dataset_drift": r["dataset_drift"], "report": r["html_path"]}
