@@ -171,7 +171,8 @@ class DataSpec(_Strict):
     @property
     def feature_columns(self) -> list[str]:
         return [
-            n for n, c in self.columns.items()
+            n
+            for n, c in self.columns.items()
             if c.role == ColumnRole.FEATURE or (c.role == ColumnRole.PROTECTED and c.use_as_feature)
         ]
 
@@ -205,7 +206,12 @@ class SplitSpec(_Strict):
 
 _ESTIMATOR_PARAMS: dict[str, set[str]] = {
     "gradient_boosting": {
-        "n_estimators", "learning_rate", "max_depth", "subsample", "min_samples_leaf", "max_features",
+        "n_estimators",
+        "learning_rate",
+        "max_depth",
+        "subsample",
+        "min_samples_leaf",
+        "max_features",
     },
     "logistic_regression": {"C", "max_iter", "class_weight", "l1_ratio", "solver"},
 }

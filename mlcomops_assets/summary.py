@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from mlcomops_assets.constants import DRIFT_REPORT, FAIRNESS_REPORT, MODEL_EVALUATION, RAW_DATA, TRAINED_MODEL
@@ -47,8 +46,9 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None) -> str:
     if elapsed is not None:
         lines.append(f"wall time           {elapsed:.0f} s")
     lines.append(f"raw data version    {raw.get('dvc_md5', '(not materialized)')}  (DVC md5 of data/raw)")
-    lines.append(f"registered model    {model.get('registered_model', '(not materialized)')}  "
-                 f"[{model.get('model_uri', '')}]")
+    lines.append(
+        f"registered model    {model.get('registered_model', '(not materialized)')}  [{model.get('model_uri', '')}]"
+    )
     if evaluation:
         lines.append(
             "holdout metrics     "

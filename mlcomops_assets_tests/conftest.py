@@ -45,7 +45,9 @@ def write_home(home: Path, policy: dict[str, Any] | None = None) -> Path:
 
 
 @contextmanager
-def materialize(home: Path, selection: str | None = None) -> Iterator[tuple[dg.ExecuteInProcessResult, dg.DagsterInstance]]:
+def materialize(
+    home: Path, selection: str | None = None
+) -> Iterator[tuple[dg.ExecuteInProcessResult, dg.DagsterInstance]]:
     """Run the end-to-end job (or a selection of it) in-process on a persistent instance under ``home``."""
     defs = build_defs(home)
     dagster_home = home / ".dagster_home"

@@ -22,16 +22,18 @@ def credit_applications(rows: int = 2400, seed: int = 7) -> pd.DataFrame:
     approved = np.where(logit > -0.3, "approved", "rejected")
     days = rng.integers(0, 365, size=rows)
     dates = (pd.Timestamp("2023-01-01") + pd.to_timedelta(days, unit="D")).strftime("%Y-%m-%d")
-    return pd.DataFrame({
-        "application_id": [f"APP-{i:06d}" for i in range(rows)],
-        "application_date": dates,
-        "income": income,
-        "debt_ratio": debt_ratio,
-        "employment_years": tenure,
-        "region": region,
-        "gender": gender,
-        "decision": approved,
-    })
+    return pd.DataFrame(
+        {
+            "application_id": [f"APP-{i:06d}" for i in range(rows)],
+            "application_date": dates,
+            "income": income,
+            "debt_ratio": debt_ratio,
+            "employment_years": tenure,
+            "region": region,
+            "gender": gender,
+            "decision": approved,
+        }
+    )
 
 
 def credit_policy(path: str) -> dict[str, Any]:

@@ -37,7 +37,9 @@ def _spec_snapshot() -> dict:
             "has_description": bool(spec.description),
         }
     checks = {}
-    for check_key in sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
+    for check_key in sorted(
+        defs.resolve_asset_graph().asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)
+    ):
         check = defs.resolve_asset_graph().get_check_spec(check_key)
         checks[f"{check_key.asset_key.to_user_string()}:{check_key.name}"] = {"blocking": check.blocking}
     return {"assets": specs, "checks": checks}

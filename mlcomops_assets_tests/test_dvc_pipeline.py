@@ -20,8 +20,8 @@ def test_params_diff_shows_a_changed_threshold(tmp_path):
     run(["git", "add", "-A"], tmp_path)
     run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "v1"], tmp_path)
     policy = tmp_path / "governance.yaml"
-    policy.write_text(policy.read_text().replace(
-        "max_demographic_parity_difference: 0.15", "max_demographic_parity_difference: 0.05"
-    ))
+    policy.write_text(
+        policy.read_text().replace("max_demographic_parity_difference: 0.15", "max_demographic_parity_difference: 0.05")
+    )
     diff = run([dvc_executable(), "params", "diff", "--md"], tmp_path).stdout
     assert "gates" in diff and "0.15" in diff and "0.05" in diff

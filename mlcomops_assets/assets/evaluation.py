@@ -3,13 +3,20 @@
 import dagster as dg
 import pandas as pd
 
-from mlcomops_assets.constants import EVALUATION, HOLDOUT_DATA, MEETS_PERFORMANCE_MINIMUM, MODEL_EVALUATION, TRAINED_MODEL
+from mlcomops_assets.constants import (
+    EVALUATION,
+    HOLDOUT_DATA,
+    MEETS_PERFORMANCE_MINIMUM,
+    MODEL_EVALUATION,
+    TRAINED_MODEL,
+)
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.evaluation import performance
 from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
 _GATED = ("roc_auc", "accuracy", "balanced_accuracy")
+
 
 @dg.asset(
     key=MODEL_EVALUATION,
@@ -20,7 +27,9 @@ _GATED = ("roc_auc", "accuracy", "balanced_accuracy")
     tags={"compliance/personal_data": "none"},
     check_specs=[
         dg.AssetCheckSpec(
-            MEETS_PERFORMANCE_MINIMUM, asset=MODEL_EVALUATION, blocking=True,
+            MEETS_PERFORMANCE_MINIMUM,
+            asset=MODEL_EVALUATION,
+            blocking=True,
             description="Holdout ROC AUC, accuracy and balanced accuracy reach the policy's minimums.",
         )
     ],
@@ -37,11 +46,16 @@ def model_evaluation(
     report["model_uri"] = model_record["model_uri"]
     scalars = {k: v for k, v in report.items() if isinstance(v, float)}
     mlflow_session.log_evidence(
-        model_record["run_id"], {f"holdout_{k}": v for k, v in scalars.items()},
+        model_record["run_id"],
+        {f"holdout_{k}": v for k, v in scalars.items()},
         {"evaluation/holdout.json": report},
     )
     gate = policy.gates.evaluation
-    minimums = {"roc_auc": gate.min_roc_auc, "accuracy": gate.min_accuracy, "balanced_accuracy": gate.min_balanced_accuracy}
+    minimums = {
+        "roc_auc": gate.min_roc_auc,
+        "accuracy": gate.min_accuracy,
+        "balanced_accuracy": gate.min_balanced_accuracy,
+    }
     shortfalls = [f"{m} {report[m]:.3f} < {minimums[m]:.3f}" for m in _GATED if not report[m] >= minimums[m]]
     yield dg.Output(
         report,
@@ -56,7 +70,8 @@ def model_evaluation(
         },
     )
     yield dg.AssetCheckResult(
-        check_name=MEETS_PERFORMANCE_MINIMUM, passed=not shortfalls,
+        check_name=MEETS_PERFORMANCE_MINIMUM,
+        passed=not shortfalls,
         description="; ".join(shortfalls) or "every gated holdout metric reaches its minimum",
         metadata={**{m: float(report[m]) for m in _GATED}, **{f"min_{m}": float(v) for m, v in minimums.items()}},
     )

@@ -20,6 +20,7 @@ from mlcomops_assets.resources import MlflowSession, ProjectResource
 # SHAP values must add up to the model's log-odds; float error is ~1e-14, so this is a strict bound.
 ADDITIVITY_TOLERANCE = 1e-6
 
+
 @dg.asset(
     key=SHAP_EXPLAINER,
     ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
@@ -29,14 +30,14 @@ ADDITIVITY_TOLERANCE = 1e-6
     tags={"compliance/personal_data": "none", "compliance/control": "explanation"},
     check_specs=[
         dg.AssetCheckSpec(
-            EXPLANATIONS_ARE_FAITHFUL, asset=SHAP_EXPLAINER, blocking=True,
+            EXPLANATIONS_ARE_FAITHFUL,
+            asset=SHAP_EXPLAINER,
+            blocking=True,
             description="Base value plus SHAP values reproduce the model's log-odds on the explained rows.",
         )
     ],
 )
-def shap_explainer(
-    model_record: dict, holdout: pd.DataFrame, project: ProjectResource, mlflow_session: MlflowSession
-):
+def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectResource, mlflow_session: MlflowSession):
     """The exact SHAP explainer for the registered model (TreeExplainer for trees, LinearExplainer for
     linear models) on transformed feature names, with global mean |SHAP| per feature as a table and
     a PNG plot. The explainer is saved next to the reports and in the model's MLflow run, so one
@@ -102,11 +103,13 @@ def shap_explainer(
         },
     )
     yield dg.AssetCheckResult(
-        check_name=EXPLANATIONS_ARE_FAITHFUL, passed=additivity_error <= ADDITIVITY_TOLERANCE,
+        check_name=EXPLANATIONS_ARE_FAITHFUL,
+        passed=additivity_error <= ADDITIVITY_TOLERANCE,
         description=f"max |base + sum(SHAP) - log-odds| = {additivity_error:.2e} over {len(sample)} rows "
-                    f"(tolerance {ADDITIVITY_TOLERANCE:g})",
+        f"(tolerance {ADDITIVITY_TOLERANCE:g})",
         metadata={"additivity_error": additivity_error, "rows": len(sample)},
     )
+
 
 def _b64(path) -> str:
     import base64

@@ -12,10 +12,20 @@ from mlcomops_assets.lib.fairness import gate_violations
 from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
-_GROUP_COLUMNS = ["group", "count", "too_small", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy"]
+_GROUP_COLUMNS = [
+    "group",
+    "count",
+    "too_small",
+    "selection_rate",
+    "true_positive_rate",
+    "false_positive_rate",
+    "accuracy",
+]
+
 
 def _metric_key(name: str) -> str:
     return name.replace(" x ", "_x_").replace(" ", "_")
+
 
 @dg.asset(
     key=FAIRNESS_REPORT,
@@ -26,9 +36,11 @@ def _metric_key(name: str) -> str:
     tags={"compliance/personal_data": "aggregated", "compliance/control": "non-discrimination"},
     check_specs=[
         dg.AssetCheckSpec(
-            FAIRNESS_WITHIN_THRESHOLDS, asset=FAIRNESS_REPORT, blocking=True,
+            FAIRNESS_WITHIN_THRESHOLDS,
+            asset=FAIRNESS_REPORT,
+            blocking=True,
             description="Demographic parity and equalized odds differences stay within the policy's limits for "
-                        "every protected attribute and intersection (groups below the minimum size excluded).",
+            "every protected attribute and intersection (groups below the minimum size excluded).",
         )
     ],
 )
@@ -56,7 +68,8 @@ def fairness_report(
             for metric in ("demographic_parity_difference", "equalized_odds_difference", "demographic_parity_ratio"):
                 gaps[f"{metric}/{_metric_key(name)}"] = float(result[metric])
     mlflow_session.log_evidence(
-        model_record["run_id"], {f"fairness.{k.replace('/', '.')}": v for k, v in gaps.items()},
+        model_record["run_id"],
+        {f"fairness.{k.replace('/', '.')}": v for k, v in gaps.items()},
         {"fairness/report.json": report},
     )
     metadata: dict[str, Any] = {
@@ -68,7 +81,8 @@ def fairness_report(
     gate = policy.gates.fairness
     yield dg.Output(report, metadata=metadata)
     yield dg.AssetCheckResult(
-        check_name=FAIRNESS_WITHIN_THRESHOLDS, passed=not violations,
+        check_name=FAIRNESS_WITHIN_THRESHOLDS,
+        passed=not violations,
         description="; ".join(violations) or "all fairness gaps are within the policy's thresholds",
         metadata={
             "max_demographic_parity_difference": gate.max_demographic_parity_difference,

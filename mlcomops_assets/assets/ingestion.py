@@ -11,6 +11,7 @@ from mlcomops_assets.resources import ProjectResource
 
 RAW_MD5_ATTR = "raw_data_md5"
 
+
 @dg.asset(
     key=RAW_DATA,
     group_name=INGESTION,

@@ -11,6 +11,7 @@ from mlcomops_assets.lib.splitting import BATCH_COLUMN
 from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import ProjectResource
 
+
 @dg.asset(
     key=DRIFT_REPORT,
     ins={"reference": dg.AssetIn(key=TRAINING_DATA), "production": dg.AssetIn(key=PRODUCTION_DATA)},
@@ -20,7 +21,9 @@ from mlcomops_assets.resources import ProjectResource
     tags={"compliance/personal_data": "aggregated", "compliance/control": "post-market-monitoring"},
     check_specs=[
         dg.AssetCheckSpec(
-            NO_DATASET_DRIFT, asset=DRIFT_REPORT, blocking=False,
+            NO_DATASET_DRIFT,
+            asset=DRIFT_REPORT,
+            blocking=False,
             description="No production batch shows dataset drift (share of drifted columns below the policy's).",
         )
     ],
@@ -42,7 +45,9 @@ def drift_report(
         tmp.replace(target)  # Evidently writes by path only, so rename after it is complete
         result["html_path"] = str(target.relative_to(project.paths.home))
         batches[str(batch)] = result
-        context.log.info(f"batch {batch}: {result['drifted_columns']} drifted column(s), dataset drift={result['dataset_drift']}")
+        context.log.info(
+            f"batch {batch}: {result['drifted_columns']} drifted column(s), dataset drift={result['dataset_drift']}"
+        )
 
     current_files = {folder / f"batch-{b}.html" for b in batches}
     for stale in folder.glob("batch-*.html"):
@@ -50,8 +55,14 @@ def drift_report(
             stale.unlink()  # a batch that no longer exists must not look like current evidence
 
     summary = [
-        {"batch": b, "rows": r["current_rows"], "drifted_columns": r["drifted_columns"],
-         "drift_share": r["drift_share"], "dataset_drift": r["dataset_drift"], "report": r["html_path"]}
+        {
+            "batch": b,
+            "rows": r["current_rows"],
+            "drifted_columns": r["drifted_columns"],
+            "drift_share": r["drift_share"],
+            "dataset_drift": r["dataset_drift"],
+            "report": r["html_path"],
+        }
         for b, r in batches.items()
     ]
     latest = max(batches) if batches else None
@@ -69,8 +80,13 @@ def drift_report(
     drifted = [b for b, r in batches.items() if r["dataset_drift"]]
     yield dg.Output({"batches": batches, "latest_batch": latest}, metadata=metadata)
     yield dg.AssetCheckResult(
-        check_name=NO_DATASET_DRIFT, passed=not drifted, severity=dg.AssetCheckSeverity.WARN,
-        description=(f"dataset drift in batch(es) {', '.join(drifted)}" if drifted
-                     else f"no dataset drift in {len(batches)} batch(es)"),
+        check_name=NO_DATASET_DRIFT,
+        passed=not drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"dataset drift in batch(es) {', '.join(drifted)}"
+            if drifted
+            else f"no dataset drift in {len(batches)} batch(es)"
+        ),
         metadata={"batches_checked": len(batches), "batches_drifted": len(drifted)},
     )

@@ -20,23 +20,34 @@ from mlcomops_assets.resources import ProjectResource
 
 _TAGS = {"compliance/personal_data": "pseudonymous", "compliance/layer": "prepared"}
 
+
 def _class_counts(frame: pd.DataFrame, target: str) -> str:
     return ", ".join(f"{k}: {v}" for k, v in frame[target].value_counts().sort_index().items())
+
 
 @dg.multi_asset(
     outs={
         TRAINING_DATA.path[-1]: dg.AssetOut(
-            key=TRAINING_DATA, group_name=PREPARATION, kinds={"pandas", "parquet"}, code_version="1",
+            key=TRAINING_DATA,
+            group_name=PREPARATION,
+            kinds={"pandas", "parquet"},
+            code_version="1",
             description="Rows up to the training cutoff used to fit the model (stratified by label).",
             tags=_TAGS,
         ),
         HOLDOUT_DATA.path[-1]: dg.AssetOut(
-            key=HOLDOUT_DATA, group_name=PREPARATION, kinds={"pandas", "parquet"}, code_version="1",
+            key=HOLDOUT_DATA,
+            group_name=PREPARATION,
+            kinds={"pandas", "parquet"},
+            code_version="1",
             description="Rows up to the training cutoff held out for evaluation and fairness testing.",
             tags=_TAGS,
         ),
         PRODUCTION_DATA.path[-1]: dg.AssetOut(
-            key=PRODUCTION_DATA, group_name=PREPARATION, kinds={"pandas", "parquet"}, code_version="1",
+            key=PRODUCTION_DATA,
+            group_name=PREPARATION,
+            kinds={"pandas", "parquet"},
+            code_version="1",
             description="Rows after the training cutoff, labelled by production batch, for monitoring.",
             tags=_TAGS,
         ),
@@ -44,11 +55,15 @@ def _class_counts(frame: pd.DataFrame, target: str) -> str:
     ins={"validated": dg.AssetIn(key=VALIDATED_DATA)},
     check_specs=[
         dg.AssetCheckSpec(
-            SPLITS_ARE_USABLE, asset=TRAINING_DATA, blocking=True,
+            SPLITS_ARE_USABLE,
+            asset=TRAINING_DATA,
+            blocking=True,
             description="Training and holdout sets are non-empty and both contain both label classes.",
         ),
         dg.AssetCheckSpec(
-            NO_TIME_LEAKAGE, asset=PRODUCTION_DATA, blocking=True,
+            NO_TIME_LEAKAGE,
+            asset=PRODUCTION_DATA,
+            blocking=True,
             description="No training or holdout row is later than the cutoff; no production row is earlier.",
         ),
     ],
@@ -67,18 +82,27 @@ def data_splits(
 
     common = {"raw_data_md5": raw_md5, "training_cutoff": str(spec.training_cutoff), "seed": policy.seed}
     yield dg.Output(
-        splits.training, output_name=TRAINING_DATA.path[-1],
-        metadata={**common, "dagster/row_count": len(splits.training),
-                  "class_counts": _class_counts(splits.training, spec.target)},
+        splits.training,
+        output_name=TRAINING_DATA.path[-1],
+        metadata={
+            **common,
+            "dagster/row_count": len(splits.training),
+            "class_counts": _class_counts(splits.training, spec.target),
+        },
     )
     yield dg.Output(
-        splits.holdout, output_name=HOLDOUT_DATA.path[-1],
-        metadata={**common, "dagster/row_count": len(splits.holdout),
-                  "class_counts": _class_counts(splits.holdout, spec.target)},
+        splits.holdout,
+        output_name=HOLDOUT_DATA.path[-1],
+        metadata={
+            **common,
+            "dagster/row_count": len(splits.holdout),
+            "class_counts": _class_counts(splits.holdout, spec.target),
+        },
     )
     batches = splits.production[BATCH_COLUMN].value_counts().sort_index()
     yield dg.Output(
-        splits.production, output_name=PRODUCTION_DATA.path[-1],
+        splits.production,
+        output_name=PRODUCTION_DATA.path[-1],
         metadata={
             **common,
             "dagster/row_count": len(splits.production),
@@ -96,7 +120,9 @@ def data_splits(
     }
     problems = [f"{n}: {rows} rows, {k} class(es)" for n, (rows, k) in usable.items() if rows == 0 or k < labels_needed]
     yield dg.AssetCheckResult(
-        check_name=SPLITS_ARE_USABLE, asset_key=TRAINING_DATA, passed=not problems,
+        check_name=SPLITS_ARE_USABLE,
+        asset_key=TRAINING_DATA,
+        passed=not problems,
         description="; ".join(problems) or "training and holdout both hold both classes",
         metadata={f"{n}_rows": rows for n, (rows, _) in usable.items()},
     )
@@ -105,9 +131,9 @@ def data_splits(
     latest_past, earliest_production = past_times.max(), (times.min() if len(times) else None)
     leak = earliest_production is not None and not earliest_production > latest_past
     yield dg.AssetCheckResult(
-        check_name=NO_TIME_LEAKAGE, asset_key=PRODUCTION_DATA, passed=not leak,
-        description=(
-            f"latest training/holdout time {latest_past}, earliest production time {earliest_production}"
-        ),
+        check_name=NO_TIME_LEAKAGE,
+        asset_key=PRODUCTION_DATA,
+        passed=not leak,
+        description=(f"latest training/holdout time {latest_past}, earliest production time {earliest_production}"),
         metadata={"latest_training_time": str(latest_past), "earliest_production_time": str(earliest_production)},
     )

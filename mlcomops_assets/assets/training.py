@@ -17,6 +17,7 @@ from mlcomops_assets.resources import MlflowSession, ProjectResource
 CODE_VERSION = "1"
 _REPO = Path(mlcomops_assets.__file__).resolve().parent.parent
 
+
 def lineage_tags(context: dg.AssetExecutionContext, raw_md5: str, policy_fingerprint: str) -> dict[str, str]:
     """Tags that tie an MLflow run back to Dagster, the data version and the code version."""
     return {
@@ -28,6 +29,7 @@ def lineage_tags(context: dg.AssetExecutionContext, raw_md5: str, policy_fingerp
         "git.commit": git_commit(_REPO),
     }
 
+
 @dg.asset(
     key=TRAINED_MODEL,
     ins={"training": dg.AssetIn(key=TRAINING_DATA)},
@@ -37,9 +39,11 @@ def lineage_tags(context: dg.AssetExecutionContext, raw_md5: str, policy_fingerp
     tags={"compliance/personal_data": "none", "compliance/risk": "high"},
     check_specs=[
         dg.AssetCheckSpec(
-            MODEL_REGISTERED, asset=TRAINED_MODEL, blocking=True,
+            MODEL_REGISTERED,
+            asset=TRAINED_MODEL,
+            blocking=True,
             description="The registered model version loads back from the registry and predicts exactly as "
-                        "the fitted pipeline.",
+            "the fitted pipeline.",
         )
     ],
 )
@@ -74,14 +78,16 @@ def trained_model(
     tags = lineage_tags(context, raw_md5, policy.fingerprint)
     registered_name = policy.model.registered_name
     with mlflow_session.start_run(policy.model.experiment_name, f"train-{context.run.run_id[:8]}", tags) as run:
-        mlflow.log_params({
-            "estimator": policy.model.estimator,
-            "seed": policy.seed,
-            "decision_threshold": policy.model.decision_threshold,
-            "feature_columns": ",".join(policy.data.feature_columns),
-            "training_cutoff": str(policy.data.training_cutoff),
-            **{f"model.{k}": v for k, v in policy.model.params.items()},
-        })
+        mlflow.log_params(
+            {
+                "estimator": policy.model.estimator,
+                "seed": policy.seed,
+                "decision_threshold": policy.model.decision_threshold,
+                "feature_columns": ",".join(policy.data.feature_columns),
+                "training_cutoff": str(policy.data.training_cutoff),
+                **{f"model.{k}": v for k, v in policy.model.params.items()},
+            }
+        )
         mlflow.log_metrics(train_metrics)
         mlflow.set_tag("skops_trusted_types", ",".join(types))
         # No input_example: it would copy rows of personal data into the model artifact.
@@ -97,9 +103,10 @@ def trained_model(
     version = str(info.registered_model_version)
     client = mlflow_session.client()
     client.update_model_version(
-        registered_name, version,
+        registered_name,
+        version,
         description=f"Trained by Dagster run {context.run.run_id} on raw data {raw_md5} "
-                    f"with policy {policy.fingerprint}.",
+        f"with policy {policy.fingerprint}.",
     )
     for key, value in tags.items():
         client.set_model_version_tag(registered_name, version, key, value)
@@ -138,10 +145,12 @@ def trained_model(
         },
     )
     yield dg.AssetCheckResult(
-        check_name=MODEL_REGISTERED, passed=same,
+        check_name=MODEL_REGISTERED,
+        passed=same,
         description=(
             f"{record['model_uri']} reloaded from the registry and matched the fitted pipeline on {len(sample)} rows"
-            if same else f"{record['model_uri']} predictions differ from the fitted pipeline after reload"
+            if same
+            else f"{record['model_uri']} predictions differ from the fitted pipeline after reload"
         ),
         metadata={"rows_compared": len(sample), "skops_trusted_types": ", ".join(types)},
     )

@@ -22,22 +22,32 @@ from mlcomops_assets.resources import ProjectResource
 
 SUITE_NAME = "raw_data_contract"
 
+
 def _raw_path(project: ProjectResource, policy: Policy):
     path = project.paths.raw_file(policy.data.source.suffix)
     if not path.exists():
         raise dg.Failure(description=f"raw data has not been ingested yet: {path} is missing")
     return path
 
+
 def _unreadable(rules: list[Rule], error: SourceError) -> list[RuleResult]:
     """An unreadable file breaks the whole contract; one result per rule says why."""
     return [
         RuleResult(
-            rule=r.name, expectation=r.expectation, column=r.column, severity=r.severity.value,
-            passed=False, element_count=None, unexpected_count=None, unexpected_percent=None,
-            observed=None, message=f"FAILED rule '{r.name}': the raw file cannot be read: {error}",
+            rule=r.name,
+            expectation=r.expectation,
+            column=r.column,
+            severity=r.severity.value,
+            passed=False,
+            element_count=None,
+            unexpected_count=None,
+            unexpected_percent=None,
+            observed=None,
+            message=f"FAILED rule '{r.name}': the raw file cannot be read: {error}",
         )
         for r in rules
     ]
+
 
 def run_contract(project: ProjectResource, policy: Policy) -> tuple[pd.DataFrame | None, list[RuleResult]]:
     """Read the raw file and validate it against every rule of the contract."""
@@ -47,6 +57,7 @@ def run_contract(project: ProjectResource, policy: Policy) -> tuple[pd.DataFrame
     except SourceError as exc:
         return None, _unreadable(rules, exc)
     return frame, validate(frame, rules, SUITE_NAME)
+
 
 def _result_metadata(result: RuleResult) -> dict[str, Any]:
     return {
@@ -59,6 +70,7 @@ def _result_metadata(result: RuleResult) -> dict[str, Any]:
         "rows_evaluated": result.element_count if result.element_count is not None else -1,
         "observed": result.observed or "",
     }
+
 
 def build_contract_checks(policy: Policy) -> dg.AssetChecksDefinition:
     """One Dagster check per rule of the data contract, evaluated in a single GX validation."""
@@ -84,7 +96,9 @@ def build_contract_checks(policy: Policy) -> dg.AssetChecksDefinition:
             result = by_name.get(rule.name)
             if result is None:  # the policy changed since the code location loaded
                 yield dg.AssetCheckResult(
-                    check_name=rule.name, asset_key=RAW_DATA, passed=False,
+                    check_name=rule.name,
+                    asset_key=RAW_DATA,
+                    passed=False,
                     description=f"rule '{rule.name}' is no longer in the policy; reload the code location",
                 )
                 continue
@@ -101,6 +115,7 @@ def build_contract_checks(policy: Policy) -> dg.AssetChecksDefinition:
 
     return raw_data_contract
 
+
 def _typed(frame: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     spec = policy.data
     out = frame[spec.kept_columns].copy()
@@ -113,6 +128,7 @@ def _typed(frame: pd.DataFrame, policy: Policy) -> pd.DataFrame:
         else:
             out[name] = out[name].astype("object")
     return out
+
 
 @dg.asset(
     key=VALIDATED_DATA,
@@ -138,8 +154,7 @@ def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) 
         raise dg.Failure(
             description=(
                 f"raw data breaks {len(failures)} critical rule(s) of the data contract; nothing was "
-                "built and the last validated data is unchanged:\n"
-                + "\n".join(f"  - {f.message}" for f in shown)
+                "built and the last validated data is unchanged:\n" + "\n".join(f"  - {f.message}" for f in shown)
             ),
             metadata={"failed_rules": ", ".join(f.rule for f in failures)},
         )

@@ -18,9 +18,7 @@ def monitored_columns(policy: Policy) -> tuple[list[str], list[str]]:
     return numerical, categorical
 
 
-def drift_report(
-    reference: pd.DataFrame, current: pd.DataFrame, policy: Policy, html_target: Path
-) -> dict:
+def drift_report(reference: pd.DataFrame, current: pd.DataFrame, policy: Policy, html_target: Path) -> dict:
     """Run the drift preset and write a self-contained HTML report; returns per-column results."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
@@ -32,13 +30,15 @@ def drift_report(
         reference = reference.sample(gate.reference_sample_size, random_state=policy.seed)
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     report = Report(
-        [DataDriftPreset(
-            columns=columns,
-            num_method=gate.num_method,
-            cat_method=gate.cat_method,
-            threshold=gate.column_threshold,
-            drift_share=gate.drift_share,
-        )],
+        [
+            DataDriftPreset(
+                columns=columns,
+                num_method=gate.num_method,
+                cat_method=gate.cat_method,
+                threshold=gate.column_threshold,
+                drift_share=gate.drift_share,
+            )
+        ],
         include_tests=True,
     )
     # Evidently takes the current data first and the reference second.
@@ -60,13 +60,15 @@ def drift_report(
         p_value = config["method"].lower().startswith(("k-s", "chi", "z-test", "ks"))
         drifted = score < config["threshold"] if p_value else score >= config["threshold"]
         drifted_count += int(drifted)
-        per_column.append({
-            "column": column,
-            "method": config["method"],
-            "threshold": float(config["threshold"]),
-            "score": round(score, 6),
-            "drifted": bool(drifted),
-        })
+        per_column.append(
+            {
+                "column": column,
+                "method": config["method"],
+                "threshold": float(config["threshold"]),
+                "score": round(score, 6),
+                "drifted": bool(drifted),
+            }
+        )
     share = drifted_count / len(per_column) if per_column else 0.0
     return {
         "reference_rows": int(len(reference)),

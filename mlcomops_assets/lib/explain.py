@@ -46,11 +46,13 @@ def shap_values(explainer: Any, model: Pipeline, frame: pd.DataFrame, policy: Po
 def global_importance(values: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """Mean |SHAP| per transformed feature and per input column, largest first."""
     mean_abs = values.abs().mean()
-    table = pd.DataFrame({
-        "feature": mean_abs.index,
-        "source_column": [source_feature(f, policy.data.feature_columns) for f in mean_abs.index],
-        "mean_abs_shap": mean_abs.to_numpy(),
-    })
+    table = pd.DataFrame(
+        {
+            "feature": mean_abs.index,
+            "source_column": [source_feature(f, policy.data.feature_columns) for f in mean_abs.index],
+            "mean_abs_shap": mean_abs.to_numpy(),
+        }
+    )
     return table.sort_values("mean_abs_shap", ascending=False).reset_index(drop=True)
 
 
@@ -59,9 +61,11 @@ def explain_decision(explainer: Any, model: Pipeline, row: pd.DataFrame, policy:
     if len(row) != 1:
         raise ValueError(f"explain_decision takes exactly one row, got {len(row)}")
     values = shap_values(explainer, model, row, policy).iloc[0]
-    per_column = values.groupby(
-        [source_feature(f, policy.data.feature_columns) for f in values.index]
-    ).sum().sort_values(key=np.abs, ascending=False)
+    per_column = (
+        values.groupby([source_feature(f, policy.data.feature_columns) for f in values.index])
+        .sum()
+        .sort_values(key=np.abs, ascending=False)
+    )
     base = float(np.ravel(explainer.expected_value)[-1])
     score = float(model.predict_proba(features(row, policy))[0, 1])
     return {

@@ -75,9 +75,7 @@ def _group_name(key) -> str:
     return " & ".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
 
 
-def fairness_report(
-    frame: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, policy: Policy
-) -> dict:
+def fairness_report(frame: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, policy: Policy) -> dict:
     """Per-group metrics and disparities for every protected attribute and configured intersection."""
     gate = policy.gates.fairness
     analyses: list[tuple[str, pd.Series | pd.DataFrame]] = [
@@ -94,13 +92,17 @@ def fairness_report(
         rows = []
         for key, values in by_group.iterrows():
             size = int(values["count"])
-            rows.append({
-                "group": _group_name(key),
-                "count": size,
-                "too_small": size < gate.min_group_size,
-                **{m: (None if pd.isna(values[m]) else round(float(values[m]), 4))
-                   for m in ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")},
-            })
+            rows.append(
+                {
+                    "group": _group_name(key),
+                    "count": size,
+                    "too_small": size < gate.min_group_size,
+                    **{
+                        m: (None if pd.isna(values[m]) else round(float(values[m]), 4))
+                        for m in ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
+                    },
+                }
+            )
         report["attributes"][name] = {
             "groups": rows,
             **_disparities(y_true, y_pred, groups, counts, gate.min_group_size),

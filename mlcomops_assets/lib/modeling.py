@@ -41,18 +41,22 @@ def build_pipeline(policy: Policy) -> Pipeline:
 
     spec = policy.data
     numeric = [c for c in spec.feature_columns if spec.columns[c].is_numeric]
-    categorical = [
-        c for c in spec.feature_columns if spec.columns[c].dtype in (ColumnType.CATEGORY, ColumnType.STRING)
-    ]
+    categorical = [c for c in spec.feature_columns if spec.columns[c].dtype in (ColumnType.CATEGORY, ColumnType.STRING)]
     numeric_steps: list = [("impute", SimpleImputer(strategy="median"))]
     if policy.model.estimator == "logistic_regression":
         numeric_steps.append(("scale", StandardScaler()))
     preprocess = ColumnTransformer(
         [
-            ("cat", Pipeline([
-                ("impute", SimpleImputer(strategy="most_frequent")),
-                ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-            ]), categorical),
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            ),
             ("num", Pipeline(numeric_steps), numeric),
         ],
         verbose_feature_names_out=True,

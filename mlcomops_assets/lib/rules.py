@@ -24,7 +24,7 @@ _TYPE_LISTS: dict[ColumnType, list[str]] = {
 
 class Severity(StrEnum):
     CRITICAL = "critical"  # blocks everything downstream
-    WARNING = "warning"    # reported, does not block
+    WARNING = "warning"  # reported, does not block
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def rules_from_policy(spec: DataSpec) -> list[Rule]:
                 expectation="ExpectColumnValuesToNotBeNull",
                 kwargs={"column": name, "mostly": 1.0 - allowed_nulls} if allowed_nulls else {"column": name},
                 description=(
-                    f"'{name}' has no missing values." if not allowed_nulls
+                    f"'{name}' has no missing values."
+                    if not allowed_nulls
                     else f"'{name}' is at most {allowed_nulls:.0%} missing."
                 ),
                 column=name,

@@ -37,9 +37,7 @@ def read_raw(path: Path, spec: DataSpec) -> pd.DataFrame:
     Numbers are left to pandas on purpose: a column of "1,000"-style strings then arrives as text
     and the type rule of the data contract reports it, instead of a parser silently coercing it.
     """
-    text_columns = {
-        name: str for name in spec.columns_of_type(ColumnType.CATEGORY, ColumnType.STRING)
-    }
+    text_columns = {name: str for name in spec.columns_of_type(ColumnType.CATEGORY, ColumnType.STRING)}
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)

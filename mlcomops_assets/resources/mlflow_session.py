@@ -47,9 +47,7 @@ class MlflowSession(dg.ConfigurableResource):
         return client.create_experiment(name, artifact_location=location)
 
     @contextmanager
-    def start_run(
-        self, experiment: str, run_name: str, tags: dict[str, str]
-    ) -> Iterator[mlflow.ActiveRun]:
+    def start_run(self, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
         """Open a run; it ends FINISHED on success and FAILED on any exception, which is re-raised."""
         import mlflow
 

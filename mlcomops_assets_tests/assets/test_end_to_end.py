@@ -14,7 +14,7 @@ from mlcomops_assets.lib.files import file_md5
 from mlcomops_assets.policy import load_policy
 from mlcomops_assets.settings import ProjectPaths
 from mlcomops_assets.summary import render
-from mlcomops_assets_tests.conftest import dvc_executable, materialize, run, write_home
+from mlcomops_assets_tests.conftest import dvc_executable, materialize, run
 from mlcomops_assets_tests.data_factory import credit_applications, credit_policy
 
 pytestmark = pytest.mark.e2e
@@ -34,8 +34,15 @@ def test_default_graph_materializes_with_every_check_passing(default_run):
     failed = [(e.check_name, e.description) for e in evaluations if not e.passed]
     assert failed == []
     names = {e.check_name for e in evaluations}
-    assert {c.MODEL_REGISTERED, c.MEETS_PERFORMANCE_MINIMUM, c.FAIRNESS_WITHIN_THRESHOLDS,
-            c.EXPLANATIONS_ARE_FAITHFUL, c.NO_DATASET_DRIFT, "age__range", "columns_match_policy"} <= names
+    assert {
+        c.MODEL_REGISTERED,
+        c.MEETS_PERFORMANCE_MINIMUM,
+        c.FAIRNESS_WITHIN_THRESHOLDS,
+        c.EXPLANATIONS_ARE_FAITHFUL,
+        c.NO_DATASET_DRIFT,
+        "age__range",
+        "columns_match_policy",
+    } <= names
 
 
 def test_mlflow_run_is_finished_and_version_registered(default_run):

@@ -6,7 +6,9 @@ from mlcomops_assets.lib.splitting import split_by_time
 
 def test_pinned_methods_and_detected_shift(arrests, policy, tmp_path):
     splits = split_by_time(arrests, policy)
-    small = splits.production[splits.production["batch"] == "2002"]  # 277 rows: Evidently's auto mode would use p-values
+    small = splits.production[
+        splits.production["batch"] == "2002"
+    ]  # 277 rows: Evidently's auto mode would use p-values
     same = drift_report(splits.training, small, policy, tmp_path / "small.html")
     assert {c["method"] for c in same["columns"]} == {"wasserstein", "jensenshannon"}
     assert same["dataset_drift"] is False
@@ -16,4 +18,4 @@ def test_pinned_methods_and_detected_shift(arrests, policy, tmp_path):
     assert {"age", "colour", "employed"} <= drifted
     assert moved["dataset_drift"] is True
     html = (tmp_path / "shifted.html").read_text()
-    assert "<script src=\"http" not in html and len(html) > 100_000
+    assert '<script src="http' not in html and len(html) > 100_000

@@ -18,9 +18,7 @@ def test_single_decision_explanation_adds_up(arrests, policy):
     result = explain.explain_decision(explainer, model, row, policy)
     assert set(result["contributions"]) == set(policy.data.feature_columns)
     assert math.isclose(1 / (1 + math.exp(-result["log_odds"])), result["probability_favourable"], rel_tol=1e-9)
-    importance = explain.global_importance(
-        explain.shap_values(explainer, model, splits.holdout, policy), policy
-    )
+    importance = explain.global_importance(explain.shap_values(explainer, model, splits.holdout, policy), policy)
     assert set(importance["source_column"]) == set(policy.data.feature_columns)
     assert np.all(np.diff(importance["mean_abs_shap"].to_numpy()) <= 0)
     assert explain.source_feature("cat__employed_Yes", ["employed", "employed_since"]) == "employed"

@@ -18,7 +18,7 @@ def test_default_data_passes_every_rule(arrests, policy):
 
 def test_out_of_range_and_unknown_values_are_counted(arrests, policy):
     broken = arrests.copy()
-    broken.loc[:6, "age"] = -4               # 7 rows
+    broken.loc[:6, "age"] = -4  # 7 rows
     broken.loc[100:102, "colour"] = "Green"  # 3 rows
     failed = _failed(broken, policy)
     assert set(failed) == {"age__range", "colour__allowed_values"}

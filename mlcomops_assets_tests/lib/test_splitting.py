@@ -27,10 +27,12 @@ def test_date_time_column_batches_by_month(policy):
     from mlcomops_assets.policy import parse_policy
 
     dated = parse_policy(raw)
-    frame = pd.DataFrame({
-        "year": ["2024-01-05", "2024-02-10", "2024-03-01", "2024-04-20"] * 5,
-        "released": ["Yes", "No"] * 10,
-    })
+    frame = pd.DataFrame(
+        {
+            "year": ["2024-01-05", "2024-02-10", "2024-03-01", "2024-04-20"] * 5,
+            "released": ["Yes", "No"] * 10,
+        }
+    )
     splits = split_by_time(frame, dated)
     assert sorted(splits.production[BATCH_COLUMN].unique()) == ["2024-03", "2024-04"]
     assert len(splits.training) + len(splits.holdout) == 10
