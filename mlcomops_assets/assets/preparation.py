@@ -25,32 +25,25 @@ def _class_counts(frame: pd.DataFrame, target: str) -> str:
     return ", ".join(f"{k}: {v}" for k, v in frame[target].value_counts().sort_index().items())
 
 
+def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
+    return dg.AssetOut(
+        key=key,
+        group_name=PREPARATION,
+        kinds={"pandas", "parquet"},
+        code_version="1",
+        description=description,
+        tags=_TAGS,
+    )
+
+
 @dg.multi_asset(
     outs={
-        TRAINING_DATA.path[-1]: dg.AssetOut(
-            key=TRAINING_DATA,
-            group_name=PREPARATION,
-            kinds={"pandas", "parquet"},
-            code_version="1",
-            description="Rows up to the training cutoff used to fit the model (stratified by label).",
-            tags=_TAGS,
-        ),
-        HOLDOUT_DATA.path[-1]: dg.AssetOut(
-            key=HOLDOUT_DATA,
-            group_name=PREPARATION,
-            kinds={"pandas", "parquet"},
-            code_version="1",
-            description="Rows up to the training cutoff held out for evaluation and fairness testing.",
-            tags=_TAGS,
-        ),
-        PRODUCTION_DATA.path[-1]: dg.AssetOut(
-            key=PRODUCTION_DATA,
-            group_name=PREPARATION,
-            kinds={"pandas", "parquet"},
-            code_version="1",
-            description="Rows after the training cutoff, labelled by production batch, for monitoring.",
-            tags=_TAGS,
-        ),
+        key.path[-1]: _out(key, description)
+        for key, description in (
+            (TRAINING_DATA, "Rows up to the training cutoff used to fit the model (stratified by label)."),
+            (HOLDOUT_DATA, "Rows up to the training cutoff held out for evaluation and fairness testing."),
+            (PRODUCTION_DATA, "Rows after the training cutoff, labelled by production batch, for monitoring."),
+        )
     },
     ins={"validated": dg.AssetIn(key=VALIDATED_DATA)},
     check_specs=[
