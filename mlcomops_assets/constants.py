@@ -37,6 +37,7 @@ STORAGE_FOLDER: dict[str, str] = {
 }
 
 # Check names (the data-contract checks on raw_data are named after their rules, see lib/rules.py).
+NO_PROXY_FEATURES = "no_proxy_features"
 SPLITS_ARE_USABLE = "splits_are_usable"
 NO_TIME_LEAKAGE = "no_time_leakage"
 MODEL_REGISTERED = "model_registered"

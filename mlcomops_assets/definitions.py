@@ -46,7 +46,7 @@ def build_defs(home: Path) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=assets,
-        asset_checks=[validation.build_contract_checks(policy)],
+        asset_checks=[validation.build_contract_checks(policy, paths.home), validation.no_proxy_features],
         jobs=[end_to_end],
         resources={
             "project": ProjectResource(home=str(paths.home)),

@@ -62,6 +62,12 @@ class ColumnSpec(_Strict):
     fairness_bins: list[float] | None = Field(
         default=None, description="Bin edges that turn a numeric protected attribute into groups."
     )
+    treatment: Literal["drop", "pseudonymize"] | None = Field(
+        default=None, description="Identifiers only: dropped (default) or replaced by a keyed HMAC pseudonym."
+    )
+    date_format: str | None = Field(default=None, description="strftime format of a date held as text.")
+    min_date: dt.date | None = None
+    max_date: dt.date | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ColumnSpec:
@@ -76,6 +82,14 @@ class ColumnSpec(_Strict):
             raise ValueError("use_as_feature is only for protected attributes; declare role: feature instead")
         if self.use_as_feature and not (self.justification or "").strip():
             raise ValueError("a protected attribute used as a feature needs a written justification")
+        if self.treatment is not None and self.role != ColumnRole.IDENTIFIER:
+            raise ValueError("treatment applies to identifier columns only")
+        if (self.date_format or self.min_date or self.max_date) and self.dtype != ColumnType.STRING:
+            raise ValueError("date_format/min_date/max_date apply to dates held as text (dtype: string)")
+        if (self.min_date or self.max_date) and not self.date_format:
+            raise ValueError("min_date/max_date need a date_format such as '%Y-%m-%d'")
+        if self.min_date and self.max_date and self.min_date > self.max_date:
+            raise ValueError(f"min_date ({self.min_date}) is after max_date ({self.max_date})")
         if self.fairness_bins is not None:
             if not numeric or self.role != ColumnRole.PROTECTED:
                 raise ValueError("fairness_bins apply to numeric protected attributes only")
@@ -86,6 +100,10 @@ class ColumnSpec(_Strict):
     @property
     def is_numeric(self) -> bool:
         return self.dtype in (ColumnType.INTEGER, ColumnType.FLOAT)
+
+    @property
+    def pseudonymized(self) -> bool:
+        return self.role == ColumnRole.IDENTIFIER and self.treatment == "pseudonymize"
 
 
 class SourceSpec(_Strict):
@@ -138,6 +156,12 @@ class DataSpec(_Strict):
         description="Rows whose time value is <= the cutoff train the model; later rows are production."
     )
     row_count: RowCountSpec = RowCountSpec()
+    record_key: str | None = Field(default=None, description="Column that identifies a record; must be unique.")
+    min_class_share: Fraction = Field(default=0.0, description="Minimum share of each label class.")
+    min_group_size: int = Field(default=0, ge=0, description="Minimum rows per group of each protected attribute.")
+    extra_expectations: str | None = Field(
+        default=None, description="Hand-written GX expectations (JSON, relative to the project home)."
+    )
     columns: dict[str, ColumnSpec]
 
     @model_validator(mode="after")
@@ -163,6 +187,8 @@ class DataSpec(_Strict):
             )
         if not self.feature_columns:
             raise ValueError("no feature columns: declare role: feature (or use_as_feature) on some column")
+        if self.record_key is not None and self.record_key not in cols:
+            raise ValueError(f"record_key {self.record_key!r} is not declared under columns")
         time_spec = cols[self.time_column]
         if isinstance(self.training_cutoff, dt.date) == time_spec.is_numeric:
             raise ValueError("training_cutoff must be a number for a numeric time column, else a date")
@@ -182,9 +208,20 @@ class DataSpec(_Strict):
 
     @property
     def dropped_columns(self) -> list[str]:
-        """Columns that never leave the raw layer (identifiers and ignored columns)."""
-        drop = (ColumnRole.IDENTIFIER, ColumnRole.IGNORED)
-        return [n for n, c in self.columns.items() if c.role in drop]
+        """Columns that never leave the raw layer: ignored columns and identifiers not pseudonymized."""
+        return [
+            n
+            for n, c in self.columns.items()
+            if c.role == ColumnRole.IGNORED or (c.role == ColumnRole.IDENTIFIER and not c.pseudonymized)
+        ]
+
+    @property
+    def pseudonymized_columns(self) -> list[str]:
+        return [n for n, c in self.columns.items() if c.pseudonymized]
+
+    @property
+    def identifier_columns(self) -> list[str]:
+        return [n for n, c in self.columns.items() if c.role == ColumnRole.IDENTIFIER]
 
     @property
     def kept_columns(self) -> list[str]:
@@ -263,10 +300,25 @@ class ExplainabilitySpec(_Strict):
     top_features: int = Field(default=10, ge=1)
 
 
+class ProxyGate(_Strict):
+    """How strongly a feature may predict a protected attribute before a warning is raised."""
+
+    max_normalized_mutual_information: Fraction = 0.3
+    max_auc: float = Field(default=0.8, ge=0.5, le=1.0)
+
+
 class GatesSpec(_Strict):
     evaluation: EvaluationGate = EvaluationGate()
+    proxy: ProxyGate = ProxyGate()
     fairness: FairnessGate = FairnessGate()
     drift: DriftGate = DriftGate()
+
+
+class PseudonymizationSpec(_Strict):
+    """Where the HMAC key comes from: never the repository, never a default."""
+
+    key_env: str = "MLCOMOPS_PSEUDONYM_KEY"
+    key_file_env: str = "MLCOMOPS_PSEUDONYM_KEY_FILE"
 
 
 class Policy(_Strict):
@@ -279,6 +331,7 @@ class Policy(_Strict):
     split: SplitSpec = SplitSpec()
     model: ModelSpec
     explainability: ExplainabilitySpec = ExplainabilitySpec()
+    pseudonymization: PseudonymizationSpec = PseudonymizationSpec()
     gates: GatesSpec = GatesSpec()
 
     @model_validator(mode="after")

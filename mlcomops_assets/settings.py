@@ -51,6 +51,10 @@ class ProjectPaths:
         return self.data_dir / "prepared"
 
     @property
+    def validation_dir(self) -> Path:
+        return self.data_dir / "validation"
+
+    @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 

@@ -38,8 +38,10 @@ def default_policy() -> dict[str, Any]:
 
 
 def write_home(home: Path, policy: dict[str, Any] | None = None) -> Path:
-    """A project home: its policy file (default or given); everything else is created by the assets."""
+    """A project home: its policy file (default or given) and the versioned hand-written expectations;
+    everything else is created by the assets."""
     home.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "expectations", home / "expectations", dirs_exist_ok=True)
     (home / "governance.yaml").write_text(yaml.safe_dump(policy or default_policy(), sort_keys=False))
     return home
 

@@ -29,7 +29,10 @@ def raw_data(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.
     policy = project.policy()
     paths = project.paths
     target = paths.raw_file(policy.data.source.suffix)
-    ingest_source(policy.data, paths.home, target)
+    try:
+        ingest_source(policy.data, paths.home, target)
+    except SourceError as exc:
+        raise dg.Failure(description=str(exc)) from None
     for stale in paths.raw_dir.glob("source.*"):
         if stale != target:
             stale.unlink()  # one source file at a time, so DVC's data/raw holds exactly one version

@@ -1,9 +1,10 @@
 """Validation: the policy's data contract as Great Expectations checks, and the validated dataset.
 
-Every rule is its own Dagster check on ``raw_data``; critical rules are blocking with ERROR severity.
-``validated_data`` runs the contract again on the exact bytes it reads and refuses to build on any
-critical failure, so failed data never flows downstream, whether the graph, a subset or a sensor
-launched the run (a blocking check only stops steps within its own run).
+Every rule is its own Dagster check on ``raw_data``; critical rules are blocking with ERROR severity,
+warnings do not block. ``validated_data`` runs the contract again on the exact bytes it reads and
+refuses to build on any critical failure, so failed data never flows downstream, whether the graph, a
+subset or a sensor launched the run (a blocking check only stops steps within its own run).
+Direct identifiers are dropped or pseudonymized here and never reach the validated layer in clear.
 """
 
 from typing import Any
@@ -12,11 +13,13 @@ import dagster as dg
 import pandas as pd
 
 from mlcomops_assets.assets.ingestion import RAW_MD5_ATTR
-from mlcomops_assets.constants import RAW_DATA, VALIDATED_DATA, VALIDATION
+from mlcomops_assets.constants import NO_PROXY_FEATURES, RAW_DATA, VALIDATED_DATA, VALIDATION
 from mlcomops_assets.lib.files import file_md5
-from mlcomops_assets.lib.gx_validation import RuleResult, blocking_failures, validate
-from mlcomops_assets.lib.rules import Rule, rules_from_policy
+from mlcomops_assets.lib.gx_validation import RuleResult, Validation, blocking_failures, unreadable, validate
+from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, key_id, load_key, pseudonymize
+from mlcomops_assets.lib.rules import rules_from_policy
 from mlcomops_assets.lib.sources import SourceError, read_raw
+from mlcomops_assets.metadata import table
 from mlcomops_assets.policy import ColumnType, Policy
 from mlcomops_assets.resources import ProjectResource
 
@@ -30,33 +33,17 @@ def _raw_path(project: ProjectResource, policy: Policy):
     return path
 
 
-def _unreadable(rules: list[Rule], error: SourceError) -> list[RuleResult]:
-    """An unreadable file breaks the whole contract; one result per rule says why."""
-    return [
-        RuleResult(
-            rule=r.name,
-            expectation=r.expectation,
-            column=r.column,
-            severity=r.severity.value,
-            passed=False,
-            element_count=None,
-            unexpected_count=None,
-            unexpected_percent=None,
-            observed=None,
-            message=f"FAILED rule '{r.name}': the raw file cannot be read: {error}",
-        )
-        for r in rules
-    ]
-
-
-def run_contract(project: ProjectResource, policy: Policy) -> tuple[pd.DataFrame | None, list[RuleResult]]:
+def run_contract(
+    project: ProjectResource, policy: Policy, with_docs: bool = False
+) -> tuple[pd.DataFrame | None, Validation]:
     """Read the raw file and validate it against every rule of the contract."""
-    rules = rules_from_policy(policy.data)
+    rules = rules_from_policy(policy.data, project.paths.home)
     try:
         frame = read_raw(_raw_path(project, policy), policy.data)
     except SourceError as exc:
-        return None, _unreadable(rules, exc)
-    return frame, validate(frame, rules, SUITE_NAME)
+        return None, Validation(unreadable(rules, str(exc)))
+    docs_dir = project.paths.validation_dir / "data_docs" if with_docs else None
+    return frame, validate(frame, rules, SUITE_NAME, docs_dir)
 
 
 def _result_metadata(result: RuleResult) -> dict[str, Any]:
@@ -72,9 +59,9 @@ def _result_metadata(result: RuleResult) -> dict[str, Any]:
     }
 
 
-def build_contract_checks(policy: Policy) -> dg.AssetChecksDefinition:
+def build_contract_checks(policy: Policy, home) -> dg.AssetChecksDefinition:
     """One Dagster check per rule of the data contract, evaluated in a single GX validation."""
-    rules = rules_from_policy(policy.data)
+    rules = rules_from_policy(policy.data, home)
     specs = [
         dg.AssetCheckSpec(
             name=rule.name,
@@ -87,11 +74,19 @@ def build_contract_checks(policy: Policy) -> dg.AssetChecksDefinition:
 
     @dg.multi_asset_check(specs=specs, name="raw_data_contract", can_subset=False)
     def raw_data_contract(context: dg.AssetCheckExecutionContext, project: ProjectResource):
-        """The policy's data contract (schema, types, allowed values, ranges, nulls, row count, labels)
-        validated with Great Expectations; critical rules block everything downstream."""
+        """The policy's data contract (readability, schema, types, allowed values, ranges, nulls, record-key
+        uniqueness, row count, label domain and class shares, protected group sizes, no identifiers in
+        features, hand-written expectations) validated with Great Expectations; GX Data Docs are kept
+        under data/validation/ and linked from every check. Critical rules block everything downstream."""
         current = project.policy()
-        _, results = run_contract(project, current)
-        by_name = {r.rule: r for r in results}
+        _, validation = run_contract(project, current, with_docs=True)
+        by_name = {r.rule: r for r in validation.results}
+        links: dict[str, Any] = {}
+        if validation.docs_page is not None:
+            links = {
+                "data_docs": dg.MetadataValue.url(project.report_link(validation.docs_page)),
+                "data_docs_path": dg.MetadataValue.path(str(validation.docs_page)),
+            }
         for rule in rules:
             result = by_name.get(rule.name)
             if result is None:  # the policy changed since the code location loaded
@@ -103,14 +98,15 @@ def build_contract_checks(policy: Policy) -> dg.AssetChecksDefinition:
                 )
                 continue
             if not result.passed:
-                context.log.error(result.message)
+                log = context.log.error if rule.blocking else context.log.warning
+                log(result.message)
             yield dg.AssetCheckResult(
                 check_name=rule.name,
                 asset_key=RAW_DATA,
                 passed=bool(result.passed),
                 severity=dg.AssetCheckSeverity.ERROR if rule.blocking else dg.AssetCheckSeverity.WARN,
                 description=result.message,
-                metadata=_result_metadata(result),
+                metadata={**_result_metadata(result), **links},
             )
 
     return raw_data_contract
@@ -135,20 +131,22 @@ def _typed(frame: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     deps=[RAW_DATA],
     group_name=VALIDATION,
     kinds={"pandas", "parquet", "greatexpectations"},
-    code_version="1",
+    code_version="2",
     tags={"compliance/personal_data": "pseudonymous", "compliance/layer": "validated"},
 )
 def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output[pd.DataFrame]:
     """The raw data after it passed every critical rule of the data contract, typed per the policy.
 
-    Identifier and ignored columns are dropped here, so they never reach the validated layer.
-    The contract is re-run on the exact file read, and any critical failure stops this asset.
+    Identifier columns never pass in clear: they are dropped, or replaced by a keyed HMAC-SHA-256
+    pseudonym when the policy says `treatment: pseudonymize` (key from the environment, never logged).
+    Ignored columns are dropped. The contract is re-run on the exact file read, and any critical
+    failure stops this asset with the failed rules, columns and row counts.
     """
     policy = project.policy()
     # Hash before reading: the version recorded is never newer than the bytes validated.
     raw_md5 = file_md5(_raw_path(project, policy))
-    frame, results = run_contract(project, policy)
-    failures = blocking_failures(results)
+    frame, validation = run_contract(project, policy)
+    failures = blocking_failures(validation.results)
     if frame is None or failures:
         shown = failures[:20]
         raise dg.Failure(
@@ -159,6 +157,16 @@ def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) 
             metadata={"failed_rules": ", ".join(f.rule for f in failures)},
         )
     out = _typed(frame, policy)
+    treatment: dict[str, Any] = {"dropped_columns": ", ".join(policy.data.dropped_columns) or "(none)"}
+    if policy.data.pseudonymized_columns:
+        try:
+            key = load_key(policy.pseudonymization)
+        except PseudonymKeyError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        for name in policy.data.pseudonymized_columns:
+            out[name] = pseudonymize(out[name], key)
+        treatment["pseudonymized_columns"] = ", ".join(policy.data.pseudonymized_columns)
+        treatment["pseudonym_key_id"] = key_id(key)
     out.attrs[RAW_MD5_ATTR] = raw_md5
     return dg.Output(
         out,
@@ -171,8 +179,38 @@ def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) 
                 ]
             ),
             "raw_data_md5": raw_md5,
-            "rules_passed": sum(r.passed for r in results),
-            "rules_evaluated": len(results),
-            "dropped_columns": ", ".join(policy.data.dropped_columns) or "(none)",
+            "rules_passed": sum(r.passed for r in validation.results),
+            "rules_evaluated": len(validation.results),
+            "purpose": policy.data.purpose,
+            "legal_basis": policy.data.legal_basis,
+            **treatment,
         },
+    )
+
+
+@dg.asset_check(
+    asset=VALIDATED_DATA,
+    name=NO_PROXY_FEATURES,
+    blocking=False,
+    description="Warns when a feature (alone, by normalized mutual information) or all features together "
+    "(cross-validated AUC) predict a protected attribute above the policy's limits.",
+)
+def no_proxy_features(validated_data: pd.DataFrame, project: ProjectResource) -> dg.AssetCheckResult:
+    """Proxy detection: a feature that predicts a protected attribute can reintroduce what purpose binding
+    removed. Reports every (protected attribute, feature) pair and warns above the policy's thresholds."""
+    from mlcomops_assets.lib.proxies import proxy_strength
+
+    policy = project.policy()
+    records = proxy_strength(validated_data, policy)
+    flagged = [r for r in records if r["flagged"]]
+    return dg.AssetCheckResult(
+        passed=not flagged,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "; ".join(
+                f"{r['feature']} predicts {r['protected_attribute']} ({r['measure']} {r['value']})" for r in flagged
+            )
+            or f"no feature predicts a protected attribute above the limits ({len(records)} pairs measured)"
+        ),
+        metadata={"proxies": table(records), "flagged": len(flagged)},
     )

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from mlcomops_assets.lib.rules import Rule
+from mlcomops_assets.lib.rules import Kind, Rule
 
 # Table-level and type results carry observed values that are structure, not personal data.
 _SAFE_OBSERVED = {
@@ -63,14 +64,19 @@ def _message(
         return f"passed: {head}"
     if missing:
         return f"FAILED {head}: the column is missing from the data. {rule.description}"
-    if rule.expectation == "ExpectColumnValuesToBeInTypeList":
-        return f"FAILED {head}: found dtype {observed}. {rule.description}"
     if error:
         return f"FAILED {head}: could not be evaluated: {error}"
-    count, total = res.get("unexpected_count"), res.get("element_count")
-    if count is not None and total:
+    if rule.expectation == "ExpectColumnValuesToBeInTypeList":
+        return f"FAILED {head}: found dtype {observed}. {rule.description}"
+    total, bad = res.get("element_count"), res.get("unexpected_count")
+    if rule.kind in (Kind.SHARE, Kind.GROUP) and total is not None and bad is not None:
+        inside = total - (res.get("missing_count") or 0) - bad
+        if rule.kind == Kind.SHARE:
+            return f"FAILED {head}: {inside:,} of {total:,} rows ({inside / total:.1%}) are in the class. {rule.description}"
+        return f"FAILED {head}: the group has {inside:,} of {total:,} rows. {rule.description}"
+    if bad is not None and total:
         pct = res.get("unexpected_percent") or 0.0
-        return f"FAILED {head}: {count:,} of {total:,} rows ({pct:.2f}%) break it. {rule.description}"
+        return f"FAILED {head}: {bad:,} of {total:,} rows ({pct:.2f}%) break it. {rule.description}"
     detail = f" (observed: {observed})" if observed else ""
     return f"FAILED {head}{detail}. {rule.description}"
 
@@ -87,31 +93,103 @@ def _error_text(exception_info: Any) -> str | None:
     return None
 
 
-def validate(frame: pd.DataFrame, rules: list[Rule], suite_name: str) -> list[RuleResult]:
-    """Validate ``frame`` against ``rules`` with an ephemeral GX context; one result per rule."""
+# Counts only: GX's samples of unexpected values (and their row indices) never leave GX, neither into
+# Dagster metadata nor into Data Docs, because they can be personal data.
+RESULT_FORMAT = {
+    "result_format": "SUMMARY",
+    "partial_unexpected_count": 0,
+    "include_unexpected_rows": False,
+}
+READ_RULE = "(read)"
+DOCS_SITE = "mlcomops_data_docs"
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Per-rule results and, when Data Docs were built, the page of this validation."""
+
+    results: list[RuleResult]
+    docs_page: Path | None = None
+
+
+def _context(suite_name: str, docs_dir: Path | None):
     import great_expectations as gx
-    import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if docs_dir is not None:
+        context.add_data_docs_site(
+            DOCS_SITE,
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    return context
+
+
+def _with_parsed_dates(frame: pd.DataFrame, rules: list[Rule]) -> pd.DataFrame:
+    """Add the helper columns that date-window rules check (unparseable values become missing)."""
+    from mlcomops_assets.lib.rules import parsed_column
+
+    extra = {}
+    for rule in rules:
+        if rule.parse_dates and rule.column:
+            source = frame[rule.column] if rule.column in frame.columns else pd.Series(pd.NA, index=frame.index)
+            extra[parsed_column(rule.column)] = pd.to_datetime(source, format=rule.parse_dates, errors="coerce")
+    return frame.assign(**extra) if extra else frame
+
+
+def validate(frame: pd.DataFrame, rules: list[Rule], suite_name: str, docs_dir: Path | None = None) -> Validation:
+    """Validate ``frame`` against ``rules`` with an ephemeral GX context; one result per rule.
+
+    With ``docs_dir``, GX Data Docs (static HTML) are written there and the page of this validation
+    is returned, so an auditor can open the full result of any run.
+    """
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    source_columns = set(frame.columns) | {None}
+    frame = _with_parsed_dates(frame, rules)
+    context = _context(suite_name, docs_dir)
     batch_definition = (
         context.data_sources.add_pandas(f"{suite_name}_source")
         .add_dataframe_asset(suite_name)
         .add_batch_definition_whole_dataframe("whole")
     )
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
-    by_name = {rule.name: rule for rule in rules}
-    for rule in rules:
+    gx_rules = [r for r in rules if r.expectation != READ_RULE]
+    by_name = {rule.name: rule for rule in gx_rules}
+    for rule in gx_rules:
         expectation_cls = getattr(gxe, rule.expectation)
-        suite.add_expectation(expectation_cls(**rule.kwargs, meta={"rule": rule.name}))
+        suite.add_expectation(
+            expectation_cls(**rule.resolved_kwargs(len(frame)), meta={"rule": rule.name}, severity=rule.severity.value)
+        )
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=suite_name, data=batch_definition, suite=suite)
     )
-    outcome = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY").to_json_dict()
+    docs_page = None
+    if docs_dir is None:
+        outcome = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
+    else:
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{suite_name}_checkpoint",
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
+                result_format=RESULT_FORMAT,
+            )
+        )
+        run = checkpoint.run(batch_parameters={"dataframe": frame})
+        ((identifier, outcome),) = run.run_results.items()
+        urls = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE)
+        if urls and urls[0].get("site_url"):
+            docs_page = Path(urls[0]["site_url"].removeprefix("file://"))
+    outcome = outcome.to_json_dict()
 
-    present = set(frame.columns) | {None}
     results: dict[str, RuleResult] = {}
     # GX regroups results by column; key them by the rule name carried in meta, never by position.
     for item in outcome["results"]:
@@ -120,6 +198,8 @@ def validate(frame: pd.DataFrame, rules: list[Rule], suite_name: str) -> list[Ru
         error = _error_text(item.get("exception_info"))
         passed = bool(item["success"])
         observed = _observed(rule, res)
+        if rule.expectation == "ExpectColumnValuesToBeInTypeList" and rule.column in frame.columns:
+            observed = str(frame[rule.column].dtype)  # GX leaves observed_value empty on some failures
         results[rule.name] = RuleResult(
             rule=rule.name,
             expectation=rule.expectation,
@@ -132,9 +212,49 @@ def validate(frame: pd.DataFrame, rules: list[Rule], suite_name: str) -> list[Ru
                 round(float(res["unexpected_percent"]), 4) if res.get("unexpected_percent") is not None else None
             ),
             observed=observed,
-            message=_message(rule, passed, res, observed, error, missing=rule.column not in present),
+            message=_message(rule, passed, res, observed, error, missing=rule.column not in source_columns),
         )
-    return [results[rule.name] for rule in rules]
+    for rule in rules:
+        if rule.expectation == READ_RULE:
+            results[rule.name] = RuleResult(
+                rule=rule.name,
+                expectation=rule.expectation,
+                column=None,
+                severity=rule.severity.value,
+                passed=True,
+                element_count=len(frame),
+                unexpected_count=0,
+                unexpected_percent=0.0,
+                observed=None,
+                message=f"passed: rule '{rule.name}'",
+            )
+    return Validation([results[rule.name] for rule in rules], docs_page)
+
+
+def unreadable(rules: list[Rule], error: str) -> list[RuleResult]:
+    """An unreadable file fails ``file_is_readable``; every other rule is reported as not evaluated."""
+    out = []
+    for r in rules:
+        reason = (
+            f"FAILED rule '{r.name}': the file cannot be read: {error}"
+            if r.expectation == READ_RULE
+            else f"FAILED rule '{r.name}': not evaluated, the file cannot be read"
+        )
+        out.append(
+            RuleResult(
+                rule=r.name,
+                expectation=r.expectation,
+                column=r.column,
+                severity=r.severity.value,
+                passed=False,
+                element_count=None,
+                unexpected_count=None,
+                unexpected_percent=None,
+                observed=None,
+                message=reason,
+            )
+        )
+    return out
 
 
 def blocking_failures(results: list[RuleResult]) -> list[RuleResult]:

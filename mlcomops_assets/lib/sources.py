@@ -41,12 +41,16 @@ def read_raw(path: Path, spec: DataSpec) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
+        # utf-8-sig reads plain UTF-8 too, and drops the byte-order mark spreadsheet exports add.
+        encoding = "utf-8-sig" if spec.source.encoding.lower().replace("_", "-") == "utf-8" else spec.source.encoding
         return pd.read_csv(
             path,
             sep=spec.source.delimiter,
-            encoding=spec.source.encoding,
+            encoding=encoding,
             dtype=text_columns,
             keep_default_na=True,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
-        raise SourceError(f"cannot read {path.name} as {path.suffix.lstrip('.') or 'csv'}: {exc}") from exc
+        # The first line of the parser's message says what is wrong without quoting the data.
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise SourceError(f"{path.name} is not a readable {path.suffix.lstrip('.') or 'csv'} file: {reason}") from exc

@@ -14,6 +14,7 @@ class ProjectResource(dg.ConfigurableResource):
     """The project home (one setting) and the validated governance policy found there."""
 
     home: str
+    reports_url: str = "http://127.0.0.1:3001"
 
     @property
     def paths(self) -> ProjectPaths:
@@ -23,3 +24,7 @@ class ProjectResource(dg.ConfigurableResource):
         # Read on every call, not cached: a materialization uses the policy as it is at run time,
         # and the policy fingerprint recorded with the model says which one that was.
         return load_policy(self.paths.policy_file)
+
+    def report_link(self, path: Path) -> str:
+        """The URL under which ``make ui``'s report server shows a file below ``data/``."""
+        return f"{self.reports_url.rstrip('/')}/{path.resolve().relative_to(self.paths.data_dir.resolve()).as_posix()}"

@@ -4,15 +4,16 @@ import numpy as np
 
 from mlcomops_assets.lib.gx_validation import blocking_failures, validate
 from mlcomops_assets.lib.rules import rules_from_policy
+from mlcomops_assets_tests.conftest import REPO
 
 
 def _failed(frame, policy):
-    return {r.rule: r for r in validate(frame, rules_from_policy(policy.data), "t") if not r.passed}
+    return {r.rule: r for r in validate(frame, rules_from_policy(policy.data, REPO), "t").results if not r.passed}
 
 
 def test_default_data_passes_every_rule(arrests, policy):
-    results = validate(arrests, rules_from_policy(policy.data), "t")
-    assert len(results) == len(rules_from_policy(policy.data))
+    results = validate(arrests, rules_from_policy(policy.data, REPO), "t").results
+    assert len(results) == len(rules_from_policy(policy.data, REPO))
     assert [r.rule for r in results if not r.passed] == []
 
 
