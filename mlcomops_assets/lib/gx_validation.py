@@ -72,7 +72,8 @@ def _message(
     if rule.kind in (Kind.SHARE, Kind.GROUP) and total is not None and bad is not None:
         inside = total - (res.get("missing_count") or 0) - bad
         if rule.kind == Kind.SHARE:
-            return f"FAILED {head}: {inside:,} of {total:,} rows ({inside / total:.1%}) are in the class. {rule.description}"
+            share = f"{inside:,} of {total:,} rows ({inside / total:.1%})"
+            return f"FAILED {head}: {share} are in the class. {rule.description}"
         return f"FAILED {head}: the group has {inside:,} of {total:,} rows. {rule.description}"
     if bad is not None and total:
         pct = res.get("unexpected_percent") or 0.0
