@@ -7,6 +7,7 @@ import pandas as pd
 
 from mlcomops_assets.constants import DRIFT_REPORT, MONITORING, NO_DATASET_DRIFT, PRODUCTION_DATA, TRAINING_DATA
 from mlcomops_assets.lib.drift import drift_report as compute_drift
+from mlcomops_assets.lib.files import atomic_path
 from mlcomops_assets.lib.splitting import BATCH_COLUMN
 from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import ProjectResource
@@ -40,9 +41,8 @@ def drift_report(
     batches = {}
     for batch, current in production.groupby(BATCH_COLUMN, sort=True):
         target = folder / f"batch-{batch}.html"
-        tmp = target.with_name(f".{target.name}.tmp")
-        result = compute_drift(reference, current, policy, tmp)
-        tmp.replace(target)  # Evidently writes by path only, so rename after it is complete
+        with atomic_path(target) as tmp:  # Evidently writes by path only
+            result = compute_drift(reference, current, policy, tmp)
         result["html_path"] = str(target.relative_to(project.paths.home))
         batches[str(batch)] = result
         context.log.info(

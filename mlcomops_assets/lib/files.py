@@ -16,10 +16,32 @@ from pathlib import Path
 from typing import Any
 
 
+# Fault injection for the kill tests: pause after the temporary file is complete, before the rename,
+# so a test can SIGKILL a real materialization exactly mid-write. Unset in normal operation.
+FAULT_PAUSE_ENV = "MLCOMOPS_FAULT_PAUSE_BEFORE_RENAME"
+FAULT_MARKER_ENV = "MLCOMOPS_FAULT_MARKER"
+
+
+def _pause_for_fault_injection(target: Path) -> None:
+    if os.environ.get(FAULT_PAUSE_ENV) != target.name:
+        return
+    import time
+
+    Path(os.environ[FAULT_MARKER_ENV]).write_text(str(os.getpid()))
+    time.sleep(120)
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Temporary files of a writer that was killed; runs are serialized, so none is in use."""
+    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -27,6 +49,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        _pause_for_fault_injection(target)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
