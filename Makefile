@@ -1,7 +1,7 @@
 # mlcomops_assets: everything a fresh machine with Python 3.11, make and git needs.
 #   make run    set up, then materialize the whole asset graph on the default data and summarize it
 #   make test   set up, then run the test suite
-#   make ui     Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000, on the project's stores
+#   make ui     Dagster UI on 127.0.0.1:3000, MLflow UI on 127.0.0.1:5000, reports on 127.0.0.1:3001
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -75,7 +75,9 @@ ui: setup
 	mlflow ui --backend-store-uri "sqlite:///$(ROOT)/.mlflow/mlflow.db" \
 		--default-artifact-root "$(ROOT)/.mlflow/artifacts" --host 127.0.0.1 --port 5000 & \
 	mlflow_pid=$$!; \
-	trap 'kill -INT -- -$$mlflow_pid 2>/dev/null || true' EXIT; \
+	python -m mlcomops_assets.report_server --port 3001 & \
+	reports_pid=$$!; \
+	trap 'kill -INT -- -$$mlflow_pid 2>/dev/null || true; kill $$reports_pid 2>/dev/null || true' EXIT; \
 	dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 lint: setup

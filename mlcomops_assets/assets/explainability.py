@@ -98,6 +98,7 @@ def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectRe
             "rows_explained": len(sample),
             "global_importance": table(record["global_importance"][: len(top)]),
             "importance_plot": dg.MetadataValue.md(plot_md),
+            "plot": dg.MetadataValue.url(project.report_link(plot_path)),
             "plot_path": dg.MetadataValue.path(str(plot_path)),
             "explainer_path": dg.MetadataValue.path(str(explainer_path)),
         },

@@ -75,7 +75,9 @@ def drift_report(
     if latest is not None:
         metadata["latest_batch"] = latest
         metadata["latest_batch_columns"] = table(batches[latest]["columns"])
-        metadata["latest_batch_report"] = dg.MetadataValue.path(str(project.paths.home / batches[latest]["html_path"]))
+        latest_html = project.paths.home / batches[latest]["html_path"]
+        metadata["latest_batch_report"] = dg.MetadataValue.url(project.report_link(latest_html))
+        metadata["latest_batch_report_path"] = dg.MetadataValue.path(str(latest_html))
         metadata["dataset_drift"] = bool(batches[latest]["dataset_drift"])
     drifted = [b for b, r in batches.items() if r["dataset_drift"]]
     yield dg.Output({"batches": batches, "latest_batch": latest}, metadata=metadata)

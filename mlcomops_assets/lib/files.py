@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-
 # Fault injection for the kill tests: pause after the temporary file is complete, before the rename,
 # so a test can SIGKILL a real materialization exactly mid-write. Unset in normal operation.
 FAULT_PAUSE_ENV = "MLCOMOPS_FAULT_PAUSE_BEFORE_RENAME"
