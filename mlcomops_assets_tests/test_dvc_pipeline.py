@@ -12,6 +12,27 @@ def test_stages_are_declared_with_the_dagster_cli():
     assert "dagster asset materialize" in (REPO / "dvc.yaml").read_text()
 
 
+def test_every_declared_param_exists_in_the_policy():
+    """DVC refuses to commit a stage whose param is missing from the file (seen with a defaulted key)."""
+    import yaml
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    policy = yaml.safe_load((REPO / "governance.yaml").read_text())
+    missing = []
+    for name, stage in stages.items():
+        for entry in stage.get("params", []):
+            for file_name, keys in entry.items():
+                assert file_name == "governance.yaml"
+                for dotted in keys:
+                    node = policy
+                    for part in dotted.split("."):
+                        if not isinstance(node, dict) or part not in node:
+                            missing.append(f"{name}: {dotted}")
+                            break
+                        node = node[part]
+    assert missing == []
+
+
 def test_params_diff_shows_a_changed_threshold(tmp_path):
     for name in ("dvc.yaml", "governance.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
