@@ -11,6 +11,7 @@ EVALUATION = "evaluation"
 FAIRNESS = "fairness"
 EXPLAINABILITY = "explainability"
 MONITORING = "monitoring"
+PROMOTION = "promotion"
 
 RAW_DATA = dg.AssetKey("raw_data")
 VALIDATED_DATA = dg.AssetKey("validated_data")
@@ -22,6 +23,7 @@ MODEL_EVALUATION = dg.AssetKey("model_evaluation")
 FAIRNESS_REPORT = dg.AssetKey("fairness_report")
 SHAP_EXPLAINER = dg.AssetKey("shap_explainer")
 DRIFT_REPORT = dg.AssetKey("drift_report")
+CHAMPION_MODEL = dg.AssetKey("champion_model")
 
 # Where the IO manager stores each asset's value, under data/ (one DVC output per folder).
 STORAGE_FOLDER: dict[str, str] = {
@@ -34,6 +36,7 @@ STORAGE_FOLDER: dict[str, str] = {
     FAIRNESS_REPORT.path[-1]: "reports",
     SHAP_EXPLAINER.path[-1]: "reports",
     DRIFT_REPORT.path[-1]: "reports",
+    CHAMPION_MODEL.path[-1]: "champion",
 }
 
 # Check names (the data-contract checks on raw_data are named after their rules, see lib/rules.py).
@@ -45,6 +48,8 @@ MEETS_PERFORMANCE_MINIMUM = "meets_performance_minimum"
 FAIRNESS_WITHIN_THRESHOLDS = "fairness_within_thresholds"
 EXPLANATIONS_ARE_FAITHFUL = "explanations_are_faithful"
 NO_DATASET_DRIFT = "no_dataset_drift"
+
+CHAMPION_ALIAS = "champion"
 
 END_TO_END_JOB = "end_to_end"
 

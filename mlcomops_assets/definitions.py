@@ -13,6 +13,7 @@ from mlcomops_assets.assets import (
     ingestion,
     monitoring,
     preparation,
+    promotion,
     training,
     validation,
 )
@@ -31,6 +32,7 @@ ALL_ASSETS = [
     fairness.fairness_report,
     explainability.shap_explainer,
     monitoring.drift_report,
+    promotion.champion_model,
 ]
 
 

@@ -272,6 +272,13 @@ class ModelSpec(_Strict):
         return self
 
 
+class PromotionGate(_Strict):
+    """How much worse than the current champion a new model may be and still replace it."""
+
+    max_roc_auc_drop: Fraction = 0.02
+    max_fairness_gap_increase: Fraction = 0.05
+
+
 class EvaluationGate(_Strict):
     min_roc_auc: Fraction = 0.6
     min_accuracy: Fraction = 0.0
@@ -309,6 +316,7 @@ class ProxyGate(_Strict):
 
 class GatesSpec(_Strict):
     evaluation: EvaluationGate = EvaluationGate()
+    promotion: PromotionGate = PromotionGate()
     proxy: ProxyGate = ProxyGate()
     fairness: FairnessGate = FairnessGate()
     drift: DriftGate = DriftGate()

@@ -10,7 +10,14 @@ import argparse
 import json
 from typing import Any
 
-from mlcomops_assets.constants import DRIFT_REPORT, FAIRNESS_REPORT, MODEL_EVALUATION, RAW_DATA, TRAINED_MODEL
+from mlcomops_assets.constants import (
+    CHAMPION_MODEL,
+    DRIFT_REPORT,
+    FAIRNESS_REPORT,
+    MODEL_EVALUATION,
+    RAW_DATA,
+    TRAINED_MODEL,
+)
 from mlcomops_assets.settings import ProjectPaths, default_home
 
 
@@ -49,6 +56,8 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None) -> str:
     lines.append(
         f"registered model    {model.get('registered_model', '(not materialized)')}  [{model.get('model_uri', '')}]"
     )
+    champion = _metadata(instance, CHAMPION_MODEL)
+    lines.append(f"champion            {champion.get('champion', '(none)')}  {champion.get('verdict', '')}")
     if evaluation:
         lines.append(
             "holdout metrics     "

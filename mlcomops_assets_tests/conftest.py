@@ -32,6 +32,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     basetemp = Path(str(config.option.basetemp or ""))
     if basetemp.parent == _RAM_DISK and not os.environ.get("MLCOMOPS_KEEP_TEST_TMP"):
         shutil.rmtree(basetemp, ignore_errors=True)  # RAM is not for leftovers
+
+
 DEFAULT_POLICY = yaml.safe_load((REPO / "governance.yaml").read_text())
 
 

@@ -59,6 +59,8 @@ def test_mlflow_run_is_finished_and_version_registered(default_run):
     assert len(mlflow_run.data.tags["git.commit"]) >= 7
     assert {"holdout_roc_auc", "train_accuracy"} <= set(mlflow_run.data.metrics)
     assert any(k.startswith("fairness.demographic_parity_difference") for k in mlflow_run.data.metrics)
+    champion = client.get_model_version_by_alias(record["registered_name"], "champion")
+    assert str(champion.version) == record["version"] and "promoted" in champion.tags["promotion.verdict"]
     version = client.get_model_version(record["registered_name"], record["version"])
     assert version.run_id == record["run_id"] and version.tags["dagster.run_id"] == result.run_id
     # Artifacts are under the project's pinned location, never the working directory.

@@ -1,0 +1,41 @@
+"""Promotion verdicts: gates first, then no regression beyond the policy's tolerance."""
+
+from mlcomops_assets.lib.promotion import Standing, decide, gate_failures, largest_gap
+
+
+def _fairness(dpd: float, eod: float, violations=()):
+    return {
+        "attributes": {
+            "colour": {"evaluable": True, "demographic_parity_difference": dpd, "equalized_odds_difference": eod},
+            "tiny": {"evaluable": False},
+        },
+        "violations": list(violations),
+    }
+
+
+def test_first_model_is_promoted_when_every_gate_passed(policy):
+    verdict = decide(Standing(0.7, 0.1), None, [], policy)
+    assert verdict.promote and "no current champion" in verdict.text
+
+
+def test_failed_gate_refuses_with_its_numbers(policy):
+    evaluation = {"roc_auc": 0.55, "accuracy": 0.8, "balanced_accuracy": 0.5}
+    fairness = _fairness(0.2, 0.1, ["colour: demographic_parity_difference 0.200 > 0.150"])
+    failures = gate_failures(evaluation, fairness, {"additivity_error": 1e-15}, policy, 1e-6)
+    verdict = decide(Standing(0.55, 0.2), Standing(0.7, 0.1), failures, policy)
+    assert not verdict.promote
+    assert "evaluation gate: roc_auc 0.550 < 0.600" in verdict.text
+    assert "fairness gate: colour: demographic_parity_difference 0.200 > 0.150" in verdict.text
+
+
+def test_regression_beyond_tolerance_is_refused_within_it_promoted(policy):
+    champion = Standing(0.70, 0.10)
+    worse = decide(Standing(0.67, 0.10), champion, [], policy)
+    assert not worse.promote and "0.030 below the champion's 0.700" in worse.text
+    unfair = decide(Standing(0.70, 0.16), champion, [], policy)
+    assert not unfair.promote and "largest fairness gap 0.160" in unfair.text
+    assert decide(Standing(0.69, 0.12), champion, [], policy).promote
+
+
+def test_largest_gap_ignores_unevaluable_groups():
+    assert largest_gap(_fairness(0.06, 0.12)) == 0.12
