@@ -220,17 +220,8 @@ class DataSpec(_Strict):
         return [n for n, c in self.columns.items() if c.pseudonymized]
 
     @property
-    def identifier_columns(self) -> list[str]:
-        return [n for n, c in self.columns.items() if c.role == ColumnRole.IDENTIFIER]
-
-    @property
     def kept_columns(self) -> list[str]:
         return [n for n in self.columns if n not in self.dropped_columns]
-
-    @property
-    def negative_label(self) -> str:
-        labels = self.columns[self.target].allowed_values or []
-        return next(v for v in labels if v != self.positive_label)
 
     def columns_of_type(self, *types: ColumnType) -> list[str]:
         return [n for n, c in self.columns.items() if c.dtype in types]

@@ -7,7 +7,7 @@ this module: GX's samples of unexpected values are dropped, because they can car
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,6 @@ class RuleResult:
     unexpected_percent: float | None
     observed: str | None
     message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _observed(rule: Rule, result: dict[str, Any]) -> str | None:

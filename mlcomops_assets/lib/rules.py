@@ -60,7 +60,6 @@ class Rule:
     severity: Severity = Severity.CRITICAL
     kind: Kind = Kind.ROWS
     min_count: int | None = None  # GROUP rules: at least this many rows in the group
-    min_share: float | None = None  # SHARE rules: at least this share of rows
     parse_dates: str | None = None  # validate the column parsed with this strftime format (see parsed_column)
 
     @property
@@ -312,7 +311,6 @@ def rules_from_policy(spec: DataSpec, home: Path | None = None) -> list[Rule]:
                     description=f"Class '{label}' makes up at least {spec.min_class_share:.0%} of the labels.",
                     column=spec.target,
                     kind=Kind.SHARE,
-                    min_share=spec.min_class_share,
                 )
             )
     rules.extend(_group_rules(spec))
