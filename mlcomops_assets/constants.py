@@ -12,12 +12,15 @@ FAIRNESS = "fairness"
 EXPLAINABILITY = "explainability"
 MONITORING = "monitoring"
 PROMOTION = "promotion"
+SELECTION = "selection"
 
 RAW_DATA = dg.AssetKey("raw_data")
 VALIDATED_DATA = dg.AssetKey("validated_data")
 TRAINING_DATA = dg.AssetKey("training_data")
 HOLDOUT_DATA = dg.AssetKey("holdout_data")
 PRODUCTION_DATA = dg.AssetKey("production_data")
+MODEL_CANDIDATES = dg.AssetKey("model_candidates")
+MODEL_SELECTION_REPORT = dg.AssetKey("model_selection_report")
 TRAINED_MODEL = dg.AssetKey("trained_model")
 MODEL_EVALUATION = dg.AssetKey("model_evaluation")
 FAIRNESS_REPORT = dg.AssetKey("fairness_report")
@@ -31,6 +34,8 @@ STORAGE_FOLDER: dict[str, str] = {
     TRAINING_DATA.path[-1]: "prepared",
     HOLDOUT_DATA.path[-1]: "prepared",
     PRODUCTION_DATA.path[-1]: "prepared",
+    MODEL_CANDIDATES.path[-1]: "models",
+    MODEL_SELECTION_REPORT.path[-1]: "models",
     TRAINED_MODEL.path[-1]: "models",
     MODEL_EVALUATION.path[-1]: "reports",
     FAIRNESS_REPORT.path[-1]: "reports",
@@ -43,6 +48,8 @@ STORAGE_FOLDER: dict[str, str] = {
 NO_PROXY_FEATURES = "no_proxy_features"
 SPLITS_ARE_USABLE = "splits_are_usable"
 NO_TIME_LEAKAGE = "no_time_leakage"
+CANDIDATES_RELOAD_EXACTLY = "candidates_reload_exactly"
+A_CANDIDATE_PASSES_EVERY_GATE = "a_candidate_passes_every_gate"
 MODEL_REGISTERED = "model_registered"
 MEETS_PERFORMANCE_MINIMUM = "meets_performance_minimum"
 FAIRNESS_WITHIN_THRESHOLDS = "fairness_within_thresholds"

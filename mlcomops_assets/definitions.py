@@ -14,6 +14,7 @@ from mlcomops_assets.assets import (
     monitoring,
     preparation,
     promotion,
+    selection,
     training,
     validation,
 )
@@ -27,6 +28,8 @@ ALL_ASSETS = [
     ingestion.raw_data,
     validation.validated_data,
     preparation.data_splits,
+    training.model_candidates,
+    selection.model_selection_report,
     training.trained_model,
     evaluation.model_evaluation,
     fairness.fairness_report,
@@ -44,7 +47,8 @@ def build_defs(home: Path) -> dg.Definitions:
     end_to_end = dg.define_asset_job(
         END_TO_END_JOB,
         selection="*",
-        description="Ingest, validate, split, train, register, evaluate, test fairness, explain and monitor drift.",
+        description="Ingest, validate, split, train and compare candidates, register the chosen one, evaluate, "
+        "test fairness, explain, monitor drift and promote when every gate passed.",
     )
     return dg.Definitions(
         assets=assets,

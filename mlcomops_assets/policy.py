@@ -244,23 +244,79 @@ _ESTIMATOR_PARAMS: dict[str, set[str]] = {
     "logistic_regression": {"C", "max_iter", "class_weight", "l1_ratio", "solver"},
 }
 
+Scalar = int | float | str | bool | None
+
+
+class CandidateSpec(_Strict):
+    """One model family that is trained, tuned by cross-validation and compared with the others."""
+
+    estimator: Literal["gradient_boosting", "logistic_regression"]
+    interpretable: bool = Field(
+        default=False, description="Inherently interpretable (coefficients, shallow rules): the preferred choice."
+    )
+    params: dict[str, Scalar] = Field(default={}, description="Fixed hyperparameters.")
+    grid: dict[str, list[Scalar]] = Field(
+        default={}, description="Hyperparameters chosen by cross-validation on the training rows only."
+    )
+
+    @model_validator(mode="after")
+    def _known_params(self) -> CandidateSpec:
+        allowed = _ESTIMATOR_PARAMS[self.estimator]
+        unknown = sorted((set(self.params) | set(self.grid)) - allowed)
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {unknown} for estimator {self.estimator!r}; expected some of {sorted(allowed)}"
+            )
+        both = sorted(set(self.params) & set(self.grid))
+        if both:
+            raise ValueError(f"parameter(s) {both} are both fixed (params) and tuned (grid); choose one")
+        empty = sorted(k for k, v in self.grid.items() if not v)
+        if empty:
+            raise ValueError(f"grid entries {empty} list no values")
+        return self
+
+
+class SelectionSpec(_Strict):
+    """How the deciding model is chosen among the candidates: the documented choice of procedure."""
+
+    metric: Literal["roc_auc", "balanced_accuracy", "accuracy"] = "roc_auc"
+    min_gain_for_complexity: Fraction = Field(
+        default=0.01,
+        description="A less explainable candidate is chosen only if it beats the best interpretable one by at "
+        "least this much of the metric on the holdout, and only among candidates that pass every gate.",
+    )
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    bootstrap_samples: int = Field(default=1000, ge=50, le=100_000)
+    confidence_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+
+
+class MitigationSpec(_Strict):
+    """The fairlearn mitigation tried when the preferred candidate fails a fairness gate."""
+
+    method: Literal["threshold_optimizer"] = "threshold_optimizer"
+    constraint: Literal["demographic_parity", "equalized_odds"] = "demographic_parity"
+    objective: Literal["accuracy_score", "balanced_accuracy_score"] = "accuracy_score"
+
 
 class ModelSpec(_Strict):
     registered_name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
     experiment_name: str = "mlcomops"
-    estimator: Literal["gradient_boosting", "logistic_regression"] = "gradient_boosting"
-    params: dict[str, int | float | str | bool | None] = {}
     decision_threshold: Fraction = 0.5
+    candidates: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], CandidateSpec]
+    selection: SelectionSpec = SelectionSpec()
+    mitigation: MitigationSpec = MitigationSpec()
 
     @model_validator(mode="after")
-    def _known_params(self) -> ModelSpec:
-        unknown = sorted(set(self.params) - _ESTIMATOR_PARAMS[self.estimator])
-        if unknown:
-            raise ValueError(
-                f"unknown parameter(s) {unknown} for estimator {self.estimator!r}; "
-                f"expected some of {sorted(_ESTIMATOR_PARAMS[self.estimator])}"
-            )
+    def _comparable(self) -> ModelSpec:
+        if len(self.candidates) < 2:
+            raise ValueError("at least two candidates are needed: an interpretable one and a higher-capacity one")
+        if not any(c.interpretable for c in self.candidates.values()):
+            raise ValueError("no candidate is marked interpretable: true; one must be the explainable alternative")
         return self
+
+    @property
+    def interpretable_candidates(self) -> list[str]:
+        return [name for name, c in self.candidates.items() if c.interpretable]
 
 
 class PromotionGate(_Strict):
@@ -279,6 +335,9 @@ class EvaluationGate(_Strict):
 class FairnessGate(_Strict):
     max_demographic_parity_difference: Fraction = 0.1
     max_equalized_odds_difference: Fraction = 0.2
+    min_demographic_parity_ratio: Fraction = Field(
+        default=0.8, description="Lowest group selection rate over the highest (the four-fifths rule)."
+    )
     min_group_size: int = Field(default=30, ge=1)
     intersections: list[list[str]] = []
 
@@ -303,6 +362,32 @@ class ProxyGate(_Strict):
 
     max_normalized_mutual_information: Fraction = 0.3
     max_auc: float = Field(default=0.8, ge=0.5, le=1.0)
+
+
+class Waiver(_Strict):
+    """A signed, dated exception to one gate. It only counts between its approval and expiry dates."""
+
+    gate: Literal["evaluation", "fairness"]
+    metric: str = Field(description="The gated metric, e.g. equalized_odds_difference or roc_auc.")
+    attribute: str | None = Field(
+        default=None, description="Fairness only: the analysis waived (e.g. 'citizen' or 'colour x sex')."
+    )
+    up_to: float | None = Field(default=None, description="The waiver covers values up to this bound only.")
+    approved_by: str = Field(min_length=3, description="Role or accountable person who approved it.")
+    reason: str = Field(min_length=20, description="Why the exception is acceptable; read by auditors.")
+    approved_on: dt.date
+    expires: dt.date
+
+    @model_validator(mode="after")
+    def _dated(self) -> Waiver:
+        if self.expires < self.approved_on:
+            raise ValueError(f"expires ({self.expires}) is before approved_on ({self.approved_on})")
+        if self.gate == "evaluation" and self.attribute is not None:
+            raise ValueError("attribute applies to fairness waivers only")
+        return self
+
+    def is_active(self, on: dt.date) -> bool:
+        return self.approved_on <= on <= self.expires
 
 
 class GatesSpec(_Strict):
@@ -332,6 +417,7 @@ class Policy(_Strict):
     explainability: ExplainabilitySpec = ExplainabilitySpec()
     pseudonymization: PseudonymizationSpec = PseudonymizationSpec()
     gates: GatesSpec = GatesSpec()
+    waivers: list[Waiver] = []
 
     @model_validator(mode="after")
     def _cross_references(self) -> Policy:
@@ -343,6 +429,15 @@ class Policy(_Strict):
                     f"gates.fairness.intersections entry {combo} must list 2+ protected attributes; "
                     f"not protected: {missing}"
                 )
+        analyses = set(protected) | {" x ".join(c) for c in self.gates.fairness.intersections}
+        for i, waiver in enumerate(self.waivers):
+            if waiver.metric not in _GATED_METRICS[waiver.gate]:
+                raise ValueError(
+                    f"waivers[{i}].metric {waiver.metric!r} is not a {waiver.gate} gate; "
+                    f"expected one of {sorted(_GATED_METRICS[waiver.gate])}"
+                )
+            if waiver.attribute is not None and waiver.attribute not in analyses:
+                raise ValueError(f"waivers[{i}].attribute {waiver.attribute!r} is not one of {sorted(analyses)}")
         if not (self.owner.startswith("team:") or "@" in self.owner):
             raise ValueError(f"owner {self.owner!r} must be an email or start with 'team:'")
         return self
@@ -355,6 +450,12 @@ class Policy(_Strict):
 
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+_GATED_METRICS = {
+    "evaluation": {"roc_auc", "accuracy", "balanced_accuracy"},
+    "fairness": {"demographic_parity_difference", "equalized_odds_difference", "demographic_parity_ratio"},
+}
 
 
 def _format_errors(exc: ValidationError) -> str:

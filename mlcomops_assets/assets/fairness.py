@@ -8,7 +8,8 @@ import pandas as pd
 from mlcomops_assets.constants import FAIRNESS, FAIRNESS_REPORT, FAIRNESS_WITHIN_THRESHOLDS, HOLDOUT_DATA, TRAINED_MODEL
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.fairness import fairness_report as compute_fairness
-from mlcomops_assets.lib.fairness import gate_violations
+from mlcomops_assets.lib.fairness import GAP_METRICS, gate_violations
+from mlcomops_assets.lib.gates import apply_waivers, today
 from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
@@ -39,8 +40,9 @@ def _metric_key(name: str) -> str:
             FAIRNESS_WITHIN_THRESHOLDS,
             asset=FAIRNESS_REPORT,
             blocking=True,
-            description="Demographic parity and equalized odds differences stay within the policy's limits for "
-            "every protected attribute and intersection (groups below the minimum size excluded).",
+            description="Demographic parity difference, equalized odds difference and selection-rate ratio stay "
+            "within the policy's limits for every protected attribute and intersection (groups below the "
+            "minimum size excluded), or a waiver in force covers the violation.",
         )
     ],
 )
@@ -53,23 +55,31 @@ def fairness_report(
 ):
     """fairlearn MetricFrame of the registered model on the holdout: selection rate, TPR, FPR, accuracy and
     group counts per protected attribute and configured intersection, with demographic parity and
-    equalized odds differences. Groups below the policy's minimum size are flagged, not pooled."""
+    equalized odds differences and the ratio of selection rates, each with a bootstrap confidence interval.
+    Groups below the policy's minimum size are flagged, not pooled. A violation passes only under a
+    waiver of the policy that is in force today; the waiver is listed in the check's result."""
     policy = project.policy()
     model = mlflow_session.load_model(model_record["model_uri"])
     y_pred = modeling.decisions(modeling.positive_scores(model, holdout, policy), policy)
     report = compute_fairness(holdout, modeling.labels(holdout, policy), y_pred, policy)
     report["model_uri"] = model_record["model_uri"]
-    violations = gate_violations(report, policy)
+    on = today()
+    outcome = apply_waivers(gate_violations(report, policy), policy, on)
+    violations = outcome.blocking_texts(on)
     report["violations"] = violations
+    report["waived"] = outcome.waived_texts()
+    report["decided_on"] = on.isoformat()
 
     gaps = {}
     for name, result in report["attributes"].items():
         if result.get("evaluable"):
-            for metric in ("demographic_parity_difference", "equalized_odds_difference", "demographic_parity_ratio"):
+            for metric in GAP_METRICS:
                 gaps[f"{metric}/{_metric_key(name)}"] = float(result[metric])
+                interval = result["intervals"][metric]
+                gaps[f"{metric}/{_metric_key(name)}/ci"] = f"[{interval['low']:.3f}, {interval['high']:.3f}]"
     mlflow_session.log_evidence(
         model_record["run_id"],
-        {f"fairness.{k.replace('/', '.')}": v for k, v in gaps.items()},
+        {f"fairness.{k.replace('/', '.')}": v for k, v in gaps.items() if isinstance(v, float)},
         {"fairness/report.json": report},
     )
     metadata: dict[str, Any] = {
@@ -83,11 +93,15 @@ def fairness_report(
     yield dg.AssetCheckResult(
         check_name=FAIRNESS_WITHIN_THRESHOLDS,
         passed=not violations,
-        description="; ".join(violations) or "all fairness gaps are within the policy's thresholds",
+        description="; ".join(violations)
+        or "all fairness gaps are within the policy's thresholds"
+        + (f" or waived ({'; '.join(report['waived'])})" if report["waived"] else ""),
         metadata={
             "max_demographic_parity_difference": gate.max_demographic_parity_difference,
             "max_equalized_odds_difference": gate.max_equalized_odds_difference,
+            "min_demographic_parity_ratio": gate.min_demographic_parity_ratio,
             "min_group_size": gate.min_group_size,
             "violations": len(violations),
+            "waived": "; ".join(report["waived"]) or "(none)",
         },
     )

@@ -12,6 +12,7 @@ from mlcomops_assets.constants import (
     SHAP_EXPLAINER,
     TRAINED_MODEL,
 )
+from mlcomops_assets.lib.gates import today
 from mlcomops_assets.lib.promotion import GAP_METRICS, Standing, decide, gate_failures, largest_gap
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
@@ -57,7 +58,9 @@ def champion_model(
     evidence passes every gate of the policy (re-derived here, so a subset run cannot skip a gate) and
     it does not fall behind the current champion beyond the policy's tolerance. Otherwise the run
     fails with a verdict naming each failed gate and its numbers, and the champion stays as it was.
-    The previous champion stays registered and can be restored by moving the alias back.
+    The previous champion stays registered and can be restored by moving the alias back. A violation
+    passes only under a waiver of the policy in force today; the waiver is recorded in the verdict, the
+    model version's tags (``waiver.N``) and this asset's metadata.
     """
     policy = project.policy()
     name, version = model_record["registered_name"], model_record["version"]
@@ -67,7 +70,8 @@ def champion_model(
                 description=f"evidence is for {report['model_uri']}, not {model_record['model_uri']}: "
                 "materialize evaluation, fairness and explainer for this version first"
             )
-    failures = gate_failures(evaluation, fairness, explainer, policy, ADDITIVITY_TOLERANCE)
+    on = today()
+    failures, waived = gate_failures(evaluation, fairness, explainer, policy, ADDITIVITY_TOLERANCE, on)
     candidate = Standing(evaluation["roc_auc"], largest_gap(fairness))
     previous, champion = _champion_standing(mlflow_session, name)
     if previous == version:
@@ -75,6 +79,9 @@ def champion_model(
     verdict = decide(candidate, champion, failures, policy)
     client = mlflow_session.client()
     client.set_model_version_tag(name, version, "promotion.verdict", verdict.text[:5000])
+    client.set_model_version_tag(name, version, "promotion.decided_on", on.isoformat())
+    for i, text in enumerate(waived):
+        client.set_model_version_tag(name, version, f"waiver.{i}", text[:5000])
     if not verdict.promote:
         raise dg.Failure(
             description=f"{name} v{version} {verdict.text}. The champion stays v{previous or '(none)'}.",
@@ -82,7 +89,9 @@ def champion_model(
         )
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     client.set_model_version_tag(name, version, "promotion.dagster_run_id", context.run.run_id)
-    context.log.info(f"{name} v{version} {verdict.text}")
+    if previous and previous != version:
+        client.set_model_version_tag(name, previous, "promotion.replaced_by", version)
+    context.log.info(f"{name} v{version} {verdict.text}" + (f" (waived: {'; '.join(waived)})" if waived else ""))
     record = {
         "registered_name": name,
         "version": version,
@@ -92,6 +101,10 @@ def champion_model(
         "verdict": verdict.text,
         "roc_auc": candidate.roc_auc,
         "largest_fairness_gap": candidate.largest_gap,
+        "candidate": model_record.get("candidate"),
+        "selection_justification": model_record.get("selection_justification"),
+        "waivers": waived,
+        "decided_on": on.isoformat(),
     }
     return dg.Output(
         record,
@@ -101,6 +114,8 @@ def champion_model(
             "verdict": verdict.text,
             "roc_auc": candidate.roc_auc,
             "largest_fairness_gap": candidate.largest_gap,
+            "candidate": str(model_record.get("candidate")),
+            "waivers": "; ".join(waived) or "(none)",
             "mlflow_model_version": dg.MetadataValue.url(mlflow_session.model_version_url(name, version)),
         },
     )

@@ -1,4 +1,4 @@
-"""Training: the scikit-learn pipeline fitted with the policy's seed, tracked and registered in MLflow."""
+"""Training: every candidate of the policy tuned and tracked in MLflow; the chosen one registered."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,13 +8,24 @@ import pandas as pd
 
 import mlcomops_assets
 from mlcomops_assets.assets.ingestion import RAW_MD5_ATTR
-from mlcomops_assets.constants import MODEL_REGISTERED, TRAINED_MODEL, TRAINING, TRAINING_DATA
+from mlcomops_assets.constants import (
+    CANDIDATES_RELOAD_EXACTLY,
+    MODEL_CANDIDATES,
+    MODEL_REGISTERED,
+    MODEL_SELECTION_REPORT,
+    TRAINED_MODEL,
+    TRAINING,
+    TRAINING_DATA,
+)
+from mlcomops_assets.lib import candidates as candidate_lib
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.lineage import git_commit
 from mlcomops_assets.lib.model_registry import pip_requirements, trusted_types
+from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
+_RELOAD_ROWS = 500
 _REPO = Path(mlcomops_assets.__file__).resolve().parent.parent
 
 
@@ -31,8 +42,162 @@ def lineage_tags(context: dg.AssetExecutionContext, raw_md5: str, policy_fingerp
 
 
 @dg.asset(
-    key=TRAINED_MODEL,
+    key=MODEL_CANDIDATES,
     ins={"training": dg.AssetIn(key=TRAINING_DATA)},
+    group_name=TRAINING,
+    kinds={"scikitlearn", "mlflow"},
+    code_version=CODE_VERSION,
+    tags={"compliance/personal_data": "none", "compliance/risk": "high"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            CANDIDATES_RELOAD_EXACTLY,
+            asset=MODEL_CANDIDATES,
+            blocking=True,
+            description="Every candidate logged to MLflow loads back and predicts exactly as the fitted pipeline.",
+        )
+    ],
+)
+def model_candidates(
+    context: dg.AssetExecutionContext,
+    training: pd.DataFrame,
+    project: ProjectResource,
+    mlflow_session: MlflowSession,
+):
+    """Every model family of the policy (at least an interpretable one and a higher-capacity one), fitted on
+    the same training rows with the same seed, hyperparameters chosen by stratified cross-validation on
+    the training rows only.
+
+    Each candidate is one MLflow run with its tuned and fixed params, cross-validation scores, the model
+    (skops, with an explicit list of trusted scikit-learn/numpy types), its signature and tags linking
+    back to the Dagster run, asset, code version, raw-data MD5, policy fingerprint and git commit.
+    """
+    import mlflow
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    policy = project.policy()
+    raw_md5 = training.attrs.get(RAW_MD5_ATTR, "unknown")
+    x = modeling.features(training, policy)
+    tags = lineage_tags(context, raw_md5, policy.fingerprint)
+    metric = policy.model.selection.metric
+    entries, mismatched = [], []
+    for name in policy.model.candidates:
+        tuned = candidate_lib.tune(name, training, policy)
+        scores = tuned.model.predict_proba(x)[:, 1]
+        types = trusted_types(tuned.model)
+        size = candidate_lib.model_size(tuned.model)
+        run_name = f"{name}-{context.run.run_id[:8]}"
+        with mlflow_session.start_run(policy.model.experiment_name, run_name, {**tags, "candidate.name": name}) as run:
+            mlflow.log_params(
+                {
+                    "candidate": name,
+                    "estimator": tuned.spec.estimator,
+                    "interpretable": tuned.spec.interpretable,
+                    "seed": policy.seed,
+                    "cv_folds": policy.model.selection.cv_folds,
+                    "cv_metric": metric,
+                    "decision_threshold": policy.model.decision_threshold,
+                    "feature_columns": ",".join(policy.data.feature_columns),
+                    "training_cutoff": str(policy.data.training_cutoff),
+                    **{f"fixed.{k}": v for k, v in tuned.spec.params.items()},
+                    **{f"tuned.{k}": v for k, v in tuned.best_params.items()},
+                }
+            )
+            mlflow.log_metrics(
+                {
+                    f"cv_{metric}_mean": tuned.cv_mean,
+                    f"cv_{metric}_std": tuned.cv_std,
+                    "train_rows": float(len(training)),
+                    "train_positive_rate": float(np.mean(modeling.labels(training, policy))),
+                    "model_parameters": float(size["parameters"]),
+                }
+            )
+            mlflow.log_dict({"metric": metric, "grid": tuned.cv_results}, "selection/cross_validation.json")
+            mlflow.set_tag("skops_trusted_types", ",".join(types))
+            # No input_example: it would copy rows of personal data into the model artifact.
+            info = mlflow.sklearn.log_model(
+                tuned.model,
+                name="model",
+                signature=infer_signature(x.head(200), scores[:200]),
+                skops_trusted_types=types,
+                pip_requirements=pip_requirements(),
+            )
+            run_id, experiment_id = run.info.run_id, run.info.experiment_id
+        reloaded = mlflow_session.load_model(info.model_uri)
+        sample = x.head(_RELOAD_ROWS)
+        if not np.array_equal(reloaded.predict_proba(sample), tuned.model.predict_proba(sample)):
+            mismatched.append(name)
+        entries.append(
+            {
+                "name": name,
+                "estimator": tuned.spec.estimator,
+                "interpretable": tuned.spec.interpretable,
+                "model_uri": info.model_uri,
+                "run_id": run_id,
+                "experiment_id": experiment_id,
+                "best_params": tuned.best_params,
+                "fixed_params": dict(tuned.spec.params),
+                "cv_metric": metric,
+                "cv_mean": round(tuned.cv_mean, 5),
+                "cv_std": round(tuned.cv_std, 5),
+                "cv_results": tuned.cv_results,
+                "size": size,
+                "skops_trusted_types": types,
+            }
+        )
+    record = {
+        "candidates": entries,
+        "raw_data_md5": raw_md5,
+        "policy_fingerprint": policy.fingerprint,
+        "git_commit": tags["git.commit"],
+        "feature_columns": policy.data.feature_columns,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    yield dg.Output(
+        record,
+        metadata={
+            "candidates": table(
+                [
+                    {
+                        "candidate": e["name"],
+                        "interpretable": e["interpretable"],
+                        "tuned": ", ".join(f"{k}={v}" for k, v in e["best_params"].items()),
+                        f"cv_{metric}": e["cv_mean"],
+                        "cv_std": e["cv_std"],
+                        "parameters": e["size"]["parameters"],
+                    }
+                    for e in entries
+                ]
+            ),
+            **{
+                f"mlflow_run/{e['name']}": dg.MetadataValue.url(mlflow_session.run_url(e["experiment_id"], e["run_id"]))
+                for e in entries
+            },
+            "raw_data_md5": raw_md5,
+            "policy_fingerprint": policy.fingerprint,
+            "git_commit": tags["git.commit"],
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=CANDIDATES_RELOAD_EXACTLY,
+        passed=not mismatched,
+        description=(
+            f"predictions differ after reload for {', '.join(mismatched)}"
+            if mismatched
+            else f"{len(entries)} candidates reloaded from MLflow and matched their fitted pipelines on "
+            f"{min(_RELOAD_ROWS, len(x))} rows"
+        ),
+        metadata={"candidates": len(entries), "mismatched": len(mismatched)},
+    )
+
+
+@dg.asset(
+    key=TRAINED_MODEL,
+    ins={
+        "selection": dg.AssetIn(key=MODEL_SELECTION_REPORT),
+        "candidates": dg.AssetIn(key=MODEL_CANDIDATES),
+        "training": dg.AssetIn(key=TRAINING_DATA),
+    },
     group_name=TRAINING,
     kinds={"scikitlearn", "mlflow"},
     code_version=CODE_VERSION,
@@ -43,114 +208,108 @@ def lineage_tags(context: dg.AssetExecutionContext, raw_md5: str, policy_fingerp
             asset=TRAINED_MODEL,
             blocking=True,
             description="The registered model version loads back from the registry and predicts exactly as "
-            "the fitted pipeline.",
+            "the chosen candidate.",
         )
     ],
 )
 def trained_model(
     context: dg.AssetExecutionContext,
+    selection: dict,
+    candidates: dict,
     training: pd.DataFrame,
     project: ProjectResource,
     mlflow_session: MlflowSession,
 ):
-    """The decision model: a scikit-learn pipeline (preprocessing + estimator from the policy).
+    """The chosen candidate as a new version of the registered model, with the selection's justification
+    in its description and tags.
 
-    Each materialization is one MLflow run with params, training metrics, the model signature and tags
-    linking back to the Dagster run, asset, code version, raw-data MD5, policy fingerprint and git
-    commit; the model becomes a new version of the registered model. The value stored here is a small
+    Registration is refused when the selection report chose no candidate (none passed every gate) or
+    was made for other candidates, however this asset is launched. The value stored here is a small
     record naming that exact version; downstream assets load that version, never "latest".
     """
-    import mlflow
     import numpy as np
-    from mlflow.models import infer_signature
 
     policy = project.policy()
-    raw_md5 = training.attrs.get(RAW_MD5_ATTR, "unknown")
-    x, y = modeling.features(training, policy), modeling.labels(training, policy)
-    model = modeling.build_pipeline(policy).fit(x, y)
-    scores = model.predict_proba(x)[:, 1]
-    train_metrics = {
-        "train_accuracy": float(np.mean((scores >= policy.model.decision_threshold) == y)),
-        "train_rows": float(len(training)),
-        "train_positive_rate": float(np.mean(y)),
-    }
-    types = trusted_types(model)
-    tags = lineage_tags(context, raw_md5, policy.fingerprint)
+    chosen = selection.get("chosen")
+    if chosen is None:
+        raise dg.Failure(description=f"nothing to register: {selection['justification']}")
+    entry = next((e for e in candidates["candidates"] if e["name"] == chosen), None)
+    if entry is None or entry["model_uri"] != selection["chosen_model_uri"]:
+        raise dg.Failure(
+            description=f"the selection report chose {selection['chosen_model_uri']}, which is not among the current "
+            "candidates: materialize model_selection_report for these candidates first"
+        )
+    import mlflow
+
     registered_name = policy.model.registered_name
-    with mlflow_session.start_run(policy.model.experiment_name, f"train-{context.run.run_id[:8]}", tags) as run:
-        mlflow.log_params(
-            {
-                "estimator": policy.model.estimator,
-                "seed": policy.seed,
-                "decision_threshold": policy.model.decision_threshold,
-                "feature_columns": ",".join(policy.data.feature_columns),
-                "training_cutoff": str(policy.data.training_cutoff),
-                **{f"model.{k}": v for k, v in policy.model.params.items()},
-            }
-        )
-        mlflow.log_metrics(train_metrics)
-        mlflow.set_tag("skops_trusted_types", ",".join(types))
-        # No input_example: it would copy rows of personal data into the model artifact.
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(x.head(200), scores[:200]),
-            registered_model_name=registered_name,
-            skops_trusted_types=types,
-            pip_requirements=pip_requirements(),
-        )
-        run_id, experiment_id = run.info.run_id, run.info.experiment_id
-    version = str(info.registered_model_version)
     client = mlflow_session.client()
+    version = str(mlflow.register_model(entry["model_uri"], registered_name).version)
     client.update_model_version(
         registered_name,
         version,
-        description=f"Trained by Dagster run {context.run.run_id} on raw data {raw_md5} "
-        f"with policy {policy.fingerprint}.",
+        description=f"Candidate {chosen} ({entry['estimator']}) trained by Dagster run "
+        f"{client.get_run(entry['run_id']).data.tags.get('dagster.run_id')} on raw data {candidates['raw_data_md5']} "
+        f"with policy {candidates['policy_fingerprint']}. Chosen because: {selection['justification']}",
     )
-    for key, value in tags.items():
-        client.set_model_version_tag(registered_name, version, key, value)
+    version_tags = {
+        **client.get_run(entry["run_id"]).data.tags,
+        "candidate.name": chosen,
+        "candidate.interpretable": str(entry["interpretable"]).lower(),
+        "selection.rule": selection["rule"][:5000],
+        "selection.justification": selection["justification"][:5000],
+        "registered_by.dagster_run_id": context.run.run_id,
+    }
+    for key, value in version_tags.items():
+        if not key.startswith("mlflow."):
+            client.set_model_version_tag(registered_name, version, key, value)
 
     record = {
         "registered_name": registered_name,
         "version": version,
         "model_uri": f"models:/{registered_name}/{version}",
-        "run_id": run_id,
-        "experiment_id": experiment_id,
-        "raw_data_md5": raw_md5,
-        "policy_fingerprint": policy.fingerprint,
-        "git_commit": tags["git.commit"],
-        "estimator": policy.model.estimator,
-        "feature_columns": policy.data.feature_columns,
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "logged_model_uri": entry["model_uri"],
+        "run_id": entry["run_id"],
+        "experiment_id": entry["experiment_id"],
+        "candidate": chosen,
+        "estimator": entry["estimator"],
+        "interpretable": entry["interpretable"],
+        "best_params": entry["best_params"],
+        "selection_justification": selection["justification"],
+        "raw_data_md5": candidates["raw_data_md5"],
+        "policy_fingerprint": candidates["policy_fingerprint"],
+        "git_commit": candidates["git_commit"],
+        "feature_columns": candidates["feature_columns"],
+        "trained_at": candidates["trained_at"],
     }
 
     # Load the registered version back, exactly as downstream consumers will.
-    reloaded = mlflow.sklearn.load_model(record["model_uri"])
-    sample = x.head(500)
-    same = bool(np.array_equal(reloaded.predict_proba(sample), model.predict_proba(sample)))
+    sample = modeling.features(training, policy).head(_RELOAD_ROWS)
+    registered = mlflow_session.load_model(record["model_uri"])
+    logged = mlflow_session.load_model(entry["model_uri"])
+    same = bool(np.array_equal(registered.predict_proba(sample), logged.predict_proba(sample)))
     yield dg.Output(
         record,
         metadata={
             "registered_model": f"{registered_name} v{version}",
+            "candidate": chosen,
             "model_uri": record["model_uri"],
-            "mlflow_run": dg.MetadataValue.url(mlflow_session.run_url(experiment_id, run_id)),
+            "justification": selection["justification"],
+            "mlflow_run": dg.MetadataValue.url(mlflow_session.run_url(entry["experiment_id"], entry["run_id"])),
             "mlflow_model_version": dg.MetadataValue.url(mlflow_session.model_version_url(registered_name, version)),
-            "raw_data_md5": raw_md5,
-            "policy_fingerprint": policy.fingerprint,
-            "git_commit": tags["git.commit"],
-            "estimator": policy.model.estimator,
-            "params": dg.MetadataValue.json(dict(policy.model.params)),
-            **{k: float(v) for k, v in train_metrics.items()},
+            "raw_data_md5": candidates["raw_data_md5"],
+            "policy_fingerprint": candidates["policy_fingerprint"],
+            "git_commit": candidates["git_commit"],
+            "estimator": entry["estimator"],
+            "params": dg.MetadataValue.json({**entry["fixed_params"], **entry["best_params"]}),
         },
     )
     yield dg.AssetCheckResult(
         check_name=MODEL_REGISTERED,
         passed=same,
         description=(
-            f"{record['model_uri']} reloaded from the registry and matched the fitted pipeline on {len(sample)} rows"
+            f"{record['model_uri']} reloaded from the registry and matched candidate {chosen} on {len(sample)} rows"
             if same
-            else f"{record['model_uri']} predictions differ from the fitted pipeline after reload"
+            else f"{record['model_uri']} predictions differ from candidate {chosen} after reload"
         ),
-        metadata={"rows_compared": len(sample), "skops_trusted_types": ", ".join(types)},
+        metadata={"rows_compared": len(sample), "skops_trusted_types": ", ".join(entry["skops_trusted_types"])},
     )

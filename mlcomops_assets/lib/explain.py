@@ -26,8 +26,10 @@ def build_explainer(model: Pipeline, background: pd.DataFrame, policy: Policy) -
     """The exact explainer for the fitted estimator: TreeExplainer for trees, LinearExplainer for linear."""
     import shap
 
+    from sklearn.ensemble import GradientBoostingClassifier
+
     estimator = model[-1]
-    if policy.model.estimator == "gradient_boosting":
+    if isinstance(estimator, GradientBoostingClassifier):
         # Path-dependent TreeExplainer: exact and needs no background sample.
         return shap.TreeExplainer(estimator)
     transformed = model[:-1].transform(features(background, policy))

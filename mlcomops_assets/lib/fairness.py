@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mlcomops_assets.lib.gates import Violation
+from mlcomops_assets.lib.uncertainty import cell_counts, percentile_interval, resampled_cells
 from mlcomops_assets.policy import Policy
+
+GAP_METRICS = ("demographic_parity_difference", "equalized_odds_difference", "demographic_parity_ratio")
 
 
 def group_labels(frame: pd.DataFrame, attribute: str, policy: Policy) -> pd.Series:
@@ -44,7 +48,38 @@ def _frame_for(y_true, y_pred, groups: pd.DataFrame | pd.Series):
     )
 
 
-def _disparities(y_true, y_pred, groups, counts: pd.Series, min_size: int) -> dict:
+def gaps_from_cells(cells: np.ndarray) -> dict[str, np.ndarray]:
+    """DPD, DPR and EOD from (..., group, label, decision) counts, as fairlearn defines them."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        selection = (cells[..., 0, 1] + cells[..., 1, 1]) / cells.sum(axis=(-1, -2))
+        tpr = cells[..., 1, 1] / cells[..., 1, :].sum(axis=-1)
+        fpr = cells[..., 0, 1] / cells[..., 0, :].sum(axis=-1)
+
+        def spread(rates: np.ndarray) -> np.ndarray:
+            return np.nanmax(rates, axis=-1) - np.nanmin(rates, axis=-1)
+
+        return {
+            "demographic_parity_difference": spread(selection),
+            "demographic_parity_ratio": np.nanmin(selection, axis=-1) / np.nanmax(selection, axis=-1),
+            "equalized_odds_difference": np.maximum(spread(tpr), spread(fpr)),
+        }
+
+
+def _gap_intervals(y_true, y_pred, sensitive, policy: Policy) -> dict[str, dict[str, float]]:
+    """Bootstrap intervals of the gaps (rows resampled with replacement, via the count table)."""
+    keys = pd.MultiIndex.from_frame(sensitive) if isinstance(sensitive, pd.DataFrame) else sensitive
+    codes, uniques = pd.factorize(keys)
+    cells = cell_counts(codes, len(uniques), y_true, y_pred)
+    settings = policy.model.selection
+    boot = gaps_from_cells(resampled_cells(cells, settings.bootstrap_samples, policy.seed))
+    point = gaps_from_cells(cells)
+    return {
+        metric: percentile_interval(float(point[metric]), boot[metric], settings.confidence_level).as_dict()
+        for metric in GAP_METRICS
+    }
+
+
+def _disparities(y_true, y_pred, groups, counts: pd.Series, min_size: int, policy: Policy) -> dict:
     """Gaps between groups large enough to analyse; smaller groups are reported, not pooled."""
     from fairlearn.metrics import (
         demographic_parity_difference,
@@ -68,6 +103,7 @@ def _disparities(y_true, y_pred, groups, counts: pd.Series, min_size: int) -> di
         "demographic_parity_difference": float(demographic_parity_difference(yt, yp, sensitive_features=sensitive)),
         "demographic_parity_ratio": float(demographic_parity_ratio(yt, yp, sensitive_features=sensitive)),
         "equalized_odds_difference": float(equalized_odds_difference(yt, yp, sensitive_features=sensitive)),
+        "intervals": _gap_intervals(yt, yp, sensitive, policy),
     }
 
 
@@ -84,7 +120,12 @@ def fairness_report(frame: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray,
     for combo in gate.intersections:
         analyses.append((" x ".join(combo), pd.concat([group_labels(frame, a, policy) for a in combo], axis=1)))
 
-    report: dict = {"min_group_size": gate.min_group_size, "attributes": {}}
+    report: dict = {
+        "min_group_size": gate.min_group_size,
+        "confidence_level": policy.model.selection.confidence_level,
+        "bootstrap_samples": policy.model.selection.bootstrap_samples,
+        "attributes": {},
+    }
     for name, groups in analyses:
         mf = _frame_for(y_true, y_pred, groups)
         by_group = mf.by_group
@@ -105,23 +146,38 @@ def fairness_report(frame: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray,
             )
         report["attributes"][name] = {
             "groups": rows,
-            **_disparities(y_true, y_pred, groups, counts, gate.min_group_size),
+            **_disparities(y_true, y_pred, groups, counts, gate.min_group_size, policy),
         }
     return report
 
 
-def gate_violations(report: dict, policy: Policy) -> list[str]:
-    """Readable reasons why the report breaks the policy's fairness thresholds (empty when it passes)."""
+def gate_violations(report: dict, policy: Policy) -> list[Violation]:
+    """Every evaluable analysis whose gap breaks the policy's thresholds (empty when the report passes)."""
     gate = policy.gates.fairness
-    limits = {
-        "demographic_parity_difference": gate.max_demographic_parity_difference,
-        "equalized_odds_difference": gate.max_equalized_odds_difference,
-    }
     problems = []
     for name, result in report["attributes"].items():
         if not result.get("evaluable"):
             continue
-        for metric, limit in limits.items():
+        for metric, limit in (
+            ("demographic_parity_difference", gate.max_demographic_parity_difference),
+            ("equalized_odds_difference", gate.max_equalized_odds_difference),
+        ):
             if result[metric] > limit:
-                problems.append(f"{name}: {metric} {result[metric]:.3f} > {limit:.3f}")
+                problems.append(Violation("fairness", metric, float(result[metric]), limit, name))
+        ratio = result["demographic_parity_ratio"]
+        if ratio < gate.min_demographic_parity_ratio:
+            problems.append(
+                Violation("fairness", "demographic_parity_ratio", float(ratio), gate.min_demographic_parity_ratio, name)
+            )
     return problems
+
+
+def largest_gap(report: dict) -> float:
+    """The largest demographic parity or equalized odds difference over every evaluable analysis."""
+    gaps = [
+        result[m]
+        for result in report["attributes"].values()
+        if result.get("evaluable")
+        for m in ("demographic_parity_difference", "equalized_odds_difference")
+    ]
+    return max(gaps, default=0.0)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mlcomops_assets.policy import ColumnType, Policy
+from mlcomops_assets.policy import CandidateSpec, ColumnType, Policy
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -30,8 +30,9 @@ def features(frame: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     return out
 
 
-def build_pipeline(policy: Policy) -> Pipeline:
-    """Preprocessing + estimator, seeded from the policy; outputs pandas so feature names survive."""
+def build_pipeline(policy: Policy, candidate: CandidateSpec, **params) -> Pipeline:
+    """Preprocessing + the candidate's estimator with its fixed ``params`` (plus any given, e.g. tuned
+    ones), seeded from the policy; outputs pandas so feature names survive."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.impute import SimpleImputer
@@ -43,7 +44,7 @@ def build_pipeline(policy: Policy) -> Pipeline:
     numeric = [c for c in spec.feature_columns if spec.columns[c].is_numeric]
     categorical = [c for c in spec.feature_columns if spec.columns[c].dtype in (ColumnType.CATEGORY, ColumnType.STRING)]
     numeric_steps: list = [("impute", SimpleImputer(strategy="median"))]
-    if policy.model.estimator == "logistic_regression":
+    if candidate.estimator == "logistic_regression":
         numeric_steps.append(("scale", StandardScaler()))
     preprocess = ColumnTransformer(
         [
@@ -61,8 +62,8 @@ def build_pipeline(policy: Policy) -> Pipeline:
         ],
         verbose_feature_names_out=True,
     )
-    params = dict(policy.model.params)
-    if policy.model.estimator == "gradient_boosting":
+    params = {**candidate.params, **params}
+    if candidate.estimator == "gradient_boosting":
         estimator = GradientBoostingClassifier(random_state=policy.seed, **params)
     else:
         estimator = LogisticRegression(random_state=policy.seed, **{"max_iter": 1000, **params})

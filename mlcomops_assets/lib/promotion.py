@@ -3,11 +3,16 @@ behind the current champion beyond the policy's tolerance, on performance or on 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
+from mlcomops_assets.lib.fairness import gate_violations, largest_gap
+from mlcomops_assets.lib.gates import GateOutcome, apply_waivers, evaluation_violations
 from mlcomops_assets.policy import Policy
 
+# The gaps compared with the champion's (larger is worse).
 GAP_METRICS = ("demographic_parity_difference", "equalized_odds_difference")
+__all__ = ["GAP_METRICS", "Standing", "Verdict", "decide", "gate_failures", "gate_outcome", "largest_gap"]
 
 
 @dataclass(frozen=True)
@@ -29,29 +34,22 @@ class Verdict:
         return f"{head}: " + "; ".join(self.reasons)
 
 
-def largest_gap(fairness: dict) -> float:
-    """The largest demographic parity or equalized odds difference over every evaluable analysis."""
-    gaps = [result[m] for result in fairness["attributes"].values() if result.get("evaluable") for m in GAP_METRICS]
-    return max(gaps, default=0.0)
+def gate_outcome(evaluation: dict, fairness: dict, policy: Policy, on: dt.date) -> GateOutcome:
+    """Evaluation and fairness violations re-derived from the evidence's numbers with the policy in force
+    today (not read from check state), and the waivers that apply on ``on``."""
+    violations = evaluation_violations(evaluation, policy) + gate_violations(fairness, policy)
+    return apply_waivers(violations, policy, on)
 
 
-def gate_failures(evaluation: dict, fairness: dict, explainer: dict, policy: Policy, tolerance: float) -> list[str]:
-    """Every gate the candidate breaks, re-derived from its evidence (not from check state)."""
-    gate = policy.gates.evaluation
-    minimums = {
-        "roc_auc": gate.min_roc_auc,
-        "accuracy": gate.min_accuracy,
-        "balanced_accuracy": gate.min_balanced_accuracy,
-    }
-    failures = [
-        f"evaluation gate: {m} {evaluation[m]:.3f} < {limit:.3f}"
-        for m, limit in minimums.items()
-        if not evaluation[m] >= limit
-    ]
-    failures += [f"fairness gate: {v}" for v in fairness.get("violations", [])]
+def gate_failures(
+    evaluation: dict, fairness: dict, explainer: dict, policy: Policy, tolerance: float, on: dt.date
+) -> tuple[list[str], list[str]]:
+    """Every gate the candidate breaks (with its numbers), and every violation a valid waiver excuses."""
+    outcome = gate_outcome(evaluation, fairness, policy, on)
+    failures = [f"{v.gate} gate: {text}" for v, text in zip(outcome.blocking, outcome.blocking_texts(on), strict=True)]
     if not explainer["additivity_error"] <= tolerance:
         failures.append(f"explainability gate: SHAP additivity error {explainer['additivity_error']:.2e}")
-    return failures
+    return failures, outcome.waived_texts()
 
 
 def decide(candidate: Standing, champion: Standing | None, failures: list[str], policy: Policy) -> Verdict:

@@ -1,0 +1,87 @@
+"""Candidate models: each family of the policy tuned by cross-validation on the training rows only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mlcomops_assets.lib import modeling
+from mlcomops_assets.policy import CandidateSpec, Policy
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+
+@dataclass
+class TunedCandidate:
+    """A fitted candidate and the cross-validation evidence for its hyperparameters."""
+
+    name: str
+    spec: CandidateSpec
+    model: Pipeline
+    best_params: dict[str, Any]
+    cv_mean: float
+    cv_std: float
+    cv_results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def tune(name: str, training: pd.DataFrame, policy: Policy) -> TunedCandidate:
+    """Grid search with stratified, shuffled folds seeded from the policy; refit on all training rows.
+
+    ``n_jobs=1``: results must not depend on how many cores the machine has, and on two cores
+    parallel folds cost more in process start-up than they save at this size.
+    """
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    spec = policy.model.candidates[name]
+    selection = policy.model.selection
+    x, y = modeling.features(training, policy), modeling.labels(training, policy)
+    pipeline = modeling.build_pipeline(policy, spec)
+    grid = {f"classifier__{k}": v for k, v in spec.grid.items()} or {"classifier__random_state": [policy.seed]}
+    folds = StratifiedKFold(n_splits=selection.cv_folds, shuffle=True, random_state=policy.seed)
+    search = GridSearchCV(
+        pipeline, grid, scoring=_scorer(selection.metric), cv=folds, n_jobs=1, refit=True, error_score="raise"
+    )
+    search.fit(x, y)
+    best = search.best_index_
+    results = search.cv_results_
+    rows = [
+        {
+            "params": {k.removeprefix("classifier__"): _plain(v) for k, v in results["params"][i].items()},
+            "mean": round(float(results["mean_test_score"][i]), 5),
+            "std": round(float(results["std_test_score"][i]), 5),
+            "rank": int(results["rank_test_score"][i]),
+        }
+        for i in range(len(results["params"]))
+    ]
+    return TunedCandidate(
+        name=name,
+        spec=spec,
+        model=search.best_estimator_,
+        best_params={k.removeprefix("classifier__"): _plain(v) for k, v in search.best_params_.items()},
+        cv_mean=float(results["mean_test_score"][best]),
+        cv_std=float(results["std_test_score"][best]),
+        cv_results=rows,
+    )
+
+
+def _scorer(metric: str) -> str:
+    return {"roc_auc": "roc_auc", "balanced_accuracy": "balanced_accuracy", "accuracy": "accuracy"}[metric]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def model_size(model: Pipeline) -> dict[str, int]:
+    """How much there is to read to understand the fitted estimator: parameters and, for trees, nodes."""
+    estimator = model[-1]
+    if hasattr(estimator, "coef_"):
+        n = int(np.size(estimator.coef_) + np.size(estimator.intercept_))
+        return {"parameters": n, "trees": 0, "tree_nodes": 0}
+    trees = list(np.ravel(estimator.estimators_))
+    nodes = int(sum(t.tree_.node_count for t in trees))
+    return {"parameters": nodes, "trees": len(trees), "tree_nodes": nodes}

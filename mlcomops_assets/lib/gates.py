@@ -1,0 +1,120 @@
+"""Gate violations and the waivers that may excuse them.
+
+A violation names the gate, the metric, the analysed group attribute, the value and the limit. A
+waiver from the policy excuses a violation only if it names the same gate and metric (and attribute,
+if it gives one), covers the value (``up_to``) and is active on the day of the decision. A matching
+waiver that has expired or is not yet active is reported next to the violation, which still blocks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+
+from mlcomops_assets.policy import Policy, Waiver
+
+# Metrics where a larger value is better; the gate sets a minimum for them.
+_HIGHER_IS_BETTER = {"roc_auc", "accuracy", "balanced_accuracy", "demographic_parity_ratio"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    gate: str
+    metric: str
+    value: float
+    limit: float
+    attribute: str | None = None
+
+    @property
+    def text(self) -> str:
+        sign = "<" if self.metric in _HIGHER_IS_BETTER else ">"
+        subject = f"{self.attribute}: " if self.attribute else ""
+        return f"{subject}{self.metric} {self.value:.3f} {sign} {self.limit:.3f}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Violation:
+        return cls(**raw)
+
+
+def covers(waiver: Waiver, violation: Violation) -> bool:
+    """Whether ``waiver`` is written for this violation (regardless of its dates)."""
+    if (waiver.gate, waiver.metric) != (violation.gate, violation.metric):
+        return False
+    if waiver.attribute is not None and waiver.attribute != violation.attribute:
+        return False
+    if waiver.up_to is None:
+        return True
+    if violation.metric in _HIGHER_IS_BETTER:
+        return violation.value >= waiver.up_to
+    return violation.value <= waiver.up_to
+
+
+def describe_waiver(waiver: Waiver) -> str:
+    scope = f"{waiver.gate}/{waiver.metric}" + (f"/{waiver.attribute}" if waiver.attribute else "")
+    bound = f" up to {waiver.up_to:g}" if waiver.up_to is not None else ""
+    return (
+        f"{scope}{bound} waived by {waiver.approved_by} on {waiver.approved_on} until {waiver.expires}: {waiver.reason}"
+    )
+
+
+@dataclass
+class GateOutcome:
+    """What blocks, what a valid waiver excuses, and which waivers were found but are not in force."""
+
+    blocking: list[Violation] = field(default_factory=list)
+    waived: list[tuple[Violation, Waiver]] = field(default_factory=list)
+    lapsed: list[tuple[Violation, Waiver]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking
+
+    def blocking_texts(self, on: dt.date) -> list[str]:
+        texts = []
+        for violation in self.blocking:
+            notes = [
+                f"waiver by {w.approved_by} {'expired on ' + str(w.expires) if on > w.expires else 'not active before ' + str(w.approved_on)}"
+                for v, w in self.lapsed
+                if v == violation
+            ]
+            texts.append(violation.text + (f" ({'; '.join(notes)})" if notes else ""))
+        return texts
+
+    def waived_texts(self) -> list[str]:
+        return [f"{v.text}: {describe_waiver(w)}" for v, w in self.waived]
+
+
+def apply_waivers(violations: list[Violation], policy: Policy, on: dt.date) -> GateOutcome:
+    outcome = GateOutcome()
+    for violation in violations:
+        matching = [w for w in policy.waivers if covers(w, violation)]
+        active = [w for w in matching if w.is_active(on)]
+        if active:
+            outcome.waived.append((violation, active[0]))
+        else:
+            outcome.blocking.append(violation)
+            outcome.lapsed.extend((violation, w) for w in matching)
+    return outcome
+
+
+def evaluation_violations(report: dict, policy: Policy) -> list[Violation]:
+    """The holdout metrics below the policy's minimums."""
+    gate = policy.gates.evaluation
+    minimums = {
+        "roc_auc": gate.min_roc_auc,
+        "accuracy": gate.min_accuracy,
+        "balanced_accuracy": gate.min_balanced_accuracy,
+    }
+    return [
+        Violation("evaluation", metric, float(report[metric]), limit)
+        for metric, limit in minimums.items()
+        if not report[metric] >= limit
+    ]
+
+
+def today() -> dt.date:
+    """The decision date for waivers (UTC, so the verdict does not depend on the server's time zone)."""
+    return dt.datetime.now(dt.UTC).date()
