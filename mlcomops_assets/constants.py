@@ -35,7 +35,7 @@ STORAGE_FOLDER: dict[str, str] = {
     HOLDOUT_DATA.path[-1]: "prepared",
     PRODUCTION_DATA.path[-1]: "prepared",
     MODEL_CANDIDATES.path[-1]: "models",
-    MODEL_SELECTION_REPORT.path[-1]: "models",
+    MODEL_SELECTION_REPORT.path[-1]: "selection",
     TRAINED_MODEL.path[-1]: "models",
     MODEL_EVALUATION.path[-1]: "reports",
     FAIRNESS_REPORT.path[-1]: "reports",

@@ -1,7 +1,7 @@
 """A read-only HTTP server for the HTML evidence (Data Docs, drift reports, plots) linked from Dagster.
 
 Browsers do not open ``file://`` links from an ``http://`` page, so ``make ui`` serves the report
-folders on 127.0.0.1. Only ``data/reports/`` and ``data/validation/`` are served: the data layers,
+folders on 127.0.0.1. Only ``data/reports/``, ``data/selection/`` and ``data/validation/`` are served: the data layers,
 which hold personal data, are never exposed.
 """
 
@@ -13,7 +13,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 from mlcomops_assets.settings import ProjectPaths, default_home
 
-SERVED_FOLDERS = ("reports", "validation")
+SERVED_FOLDERS = ("reports", "selection", "validation")
 
 
 class ReportHandler(SimpleHTTPRequestHandler):
@@ -25,7 +25,7 @@ class ReportHandler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if not self._allowed():
-            self.send_error(403, "only data/reports and data/validation are served")
+            self.send_error(403, "only data/reports, data/selection and data/validation are served")
             return
         super().do_GET()
 

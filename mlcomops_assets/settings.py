@@ -59,6 +59,10 @@ class ProjectPaths:
         return self.data_dir / "models"
 
     @property
+    def selection_dir(self) -> Path:
+        return self.data_dir / "selection"
+
+    @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
 

@@ -58,8 +58,38 @@ def test_protected_feature_needs_justification():
 
 
 def test_unknown_model_parameter_is_named():
-    message = _error(lambda p: p["model"]["params"].update({"n_estimator": 10}))
-    assert "n_estimator" in message and "n_estimators" in message
+    message = _error(lambda p: p["model"]["candidates"]["gradient_boosting"]["grid"].update({"n_estimator": [10]}))
+    assert "model.candidates.gradient_boosting" in message and "n_estimator" in message and "n_estimators" in message
+
+
+def test_an_interpretable_alternative_is_required():
+    message = _error(lambda p: p["model"]["candidates"]["logistic_regression"].update({"interpretable": False}))
+    assert "interpretable" in message
+    message = _error(lambda p: p["model"]["candidates"].pop("gradient_boosting"))
+    assert "at least two candidates" in message
+
+
+def _waiver(**changes):
+    waiver = {
+        "gate": "fairness",
+        "metric": "equalized_odds_difference",
+        "attribute": "citizen",
+        "approved_by": "dpo@example.org",
+        "reason": "Gap traced to court no-show rates; reviewed with the supervisor.",
+        "approved_on": "2026-01-01",
+        "expires": "2026-06-30",
+    }
+    return {**waiver, **changes}
+
+
+def test_waivers_are_validated():
+    assert "expires (2025-01-01) is before approved_on" in _error(
+        lambda p: p.update(waivers=[_waiver(expires="2025-01-01")])
+    )
+    assert "'gdp' is not one of" in _error(lambda p: p.update(waivers=[_waiver(attribute="gdp")]))
+    assert "not a fairness gate" in _error(lambda p: p.update(waivers=[_waiver(metric="roc_auc")]))
+    assert "waivers.0.approved_by" in _error(lambda p: p.update(waivers=[_waiver(approved_by="")]))
+    assert "waivers.0.reason" in _error(lambda p: p.update(waivers=[_waiver(reason="ok")]))
 
 
 def test_intersection_of_unprotected_column_fails():

@@ -25,7 +25,7 @@ _GATED = ("roc_auc", "accuracy", "balanced_accuracy")
     ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
     group_name=EVALUATION,
     kinds={"scikitlearn", "mlflow"},
-    code_version="1",
+    code_version="2",
     tags={"compliance/personal_data": "none"},
     check_specs=[
         dg.AssetCheckSpec(

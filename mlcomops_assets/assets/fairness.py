@@ -7,8 +7,8 @@ import pandas as pd
 
 from mlcomops_assets.constants import FAIRNESS, FAIRNESS_REPORT, FAIRNESS_WITHIN_THRESHOLDS, HOLDOUT_DATA, TRAINED_MODEL
 from mlcomops_assets.lib import modeling
-from mlcomops_assets.lib.fairness import fairness_report as compute_fairness
 from mlcomops_assets.lib.fairness import GAP_METRICS, gate_violations
+from mlcomops_assets.lib.fairness import fairness_report as compute_fairness
 from mlcomops_assets.lib.gates import apply_waivers, today
 from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import MlflowSession, ProjectResource
@@ -33,7 +33,7 @@ def _metric_key(name: str) -> str:
     ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
     group_name=FAIRNESS,
     kinds={"fairlearn", "mlflow"},
-    code_version="1",
+    code_version="2",
     tags={"compliance/personal_data": "aggregated", "compliance/control": "non-discrimination"},
     check_specs=[
         dg.AssetCheckSpec(

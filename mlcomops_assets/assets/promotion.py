@@ -40,7 +40,7 @@ def _champion_standing(mlflow_session: MlflowSession, name: str) -> tuple[str | 
     },
     group_name=PROMOTION,
     kinds={"mlflow"},
-    code_version="1",
+    code_version="2",
     tags={"compliance/personal_data": "none", "compliance/control": "human-readable-promotion"},
 )
 def champion_model(

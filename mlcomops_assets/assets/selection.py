@@ -70,7 +70,9 @@ def _evaluate(
         "largest_fairness_gap": round(largest_gap(fairness), 5),
         "gates": {
             "passed": outcome.passed,
-            "blocking": [f"{v.gate} gate: {t}" for v, t in zip(outcome.blocking, outcome.blocking_texts(on), strict=True)],
+            "blocking": [
+                f"{v.gate} gate: {t}" for v, t in zip(outcome.blocking, outcome.blocking_texts(on), strict=True)
+            ],
             "waived": outcome.waived_texts(),
         },
     }
@@ -122,7 +124,8 @@ def _markdown(report: dict[str, Any], policy: Policy) -> str:
         if r["gates"]["waived"]:
             gates += " (waived: " + "; ".join(r["gates"]["waived"]) + ")"
         lines.append(
-            f"| {r['name']} | {r['interpretable']} | {r['deployable']} | {r['size']['parameters']} | {ci(r, 'roc_auc')} "
+            f"| {r['name']} | {r['interpretable']} | {r['deployable']} | {r['size']['parameters']} "
+            f"| {ci(r, 'roc_auc')} "
             f"| {ci(r, 'accuracy')} | {ci(r, 'balanced_accuracy')} | {r['holdout']['brier_score']:.4f} "
             f"| {r['holdout']['expected_calibration_error']:.4f} | {r['largest_fairness_gap']:.3f} | {gates} |"
         )
@@ -258,9 +261,7 @@ def model_selection_report(
     }
 
     markdown = _markdown(report, policy)
-    path = write_atomic(
-        project.paths.reports_dir / "selection" / "model_selection.md", lambda p: p.write_text(markdown, "utf-8")
-    )
+    path = write_atomic(project.paths.selection_dir / "model_selection.md", lambda p: p.write_text(markdown, "utf-8"))
     _log_to_mlflow(mlflow_session, policy, report, context.run.run_id)
 
     yield dg.Output(

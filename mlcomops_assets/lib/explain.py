@@ -25,7 +25,6 @@ def source_feature(transformed: str, feature_columns: list[str]) -> str:
 def build_explainer(model: Pipeline, background: pd.DataFrame, policy: Policy) -> Any:
     """The exact explainer for the fitted estimator: TreeExplainer for trees, LinearExplainer for linear."""
     import shap
-
     from sklearn.ensemble import GradientBoostingClassifier
 
     estimator = model[-1]

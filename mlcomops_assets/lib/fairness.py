@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -50,7 +52,9 @@ def _frame_for(y_true, y_pred, groups: pd.DataFrame | pd.Series):
 
 def gaps_from_cells(cells: np.ndarray) -> dict[str, np.ndarray]:
     """DPD, DPR and EOD from (..., group, label, decision) counts, as fairlearn defines them."""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # A group without positives (or negatives) has no TPR (FPR); nan-aware reductions skip it.
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         selection = (cells[..., 0, 1] + cells[..., 1, 1]) / cells.sum(axis=(-1, -2))
         tpr = cells[..., 1, 1] / cells[..., 1, :].sum(axis=-1)
         fpr = cells[..., 0, 1] / cells[..., 0, :].sum(axis=-1)

@@ -76,7 +76,8 @@ class GateOutcome:
         texts = []
         for violation in self.blocking:
             notes = [
-                f"waiver by {w.approved_by} {'expired on ' + str(w.expires) if on > w.expires else 'not active before ' + str(w.approved_on)}"
+                f"waiver by {w.approved_by} "
+                + (f"expired on {w.expires}" if on > w.expires else f"not active before {w.approved_on}")
                 for v, w in self.lapsed
                 if v == violation
             ]

@@ -57,7 +57,12 @@ def preferred(results: list[dict], policy: Policy, gated: bool = True) -> Choice
     if simple and complex_:
         gain = complex_["holdout"][metric] - simple["holdout"][metric]
         diff = complex_.get("difference_to_interpretable")
-        paired = f"; paired {policy.model.selection.confidence_level:.0%} CI of the gain [{diff['low']:.3f}, {diff['high']:.3f}]" if diff else ""
+        paired = (
+            f"; paired {policy.model.selection.confidence_level:.0%} CI of the gain "
+            f"[{diff['low']:.3f}, {diff['high']:.3f}]"
+            if diff
+            else ""
+        )
         if gain >= min_gain:
             return Choice(
                 complex_["name"],
@@ -75,7 +80,10 @@ def preferred(results: list[dict], policy: Policy, gated: bool = True) -> Choice
         )
     if simple:
         others = [r for r in results if not r["interpretable"] and r is not simple]
-        why = "; ".join(f"{r['name']} fails: {', '.join(r['gates']['blocking']) or r.get('not_deployable_because', '')}" for r in others)
+        why = "; ".join(
+            f"{r['name']} fails: {', '.join(r['gates']['blocking']) or r.get('not_deployable_because', '')}"
+            for r in others
+        )
         return Choice(
             simple["name"],
             rule,

@@ -21,7 +21,7 @@ class Interval:
     high: float
 
     def as_dict(self) -> dict[str, float]:
-        return {"estimate": round(self.estimate, 5), "low": round(self.low, 5), "high": round(self.high, 5)}
+        return {k: round(float(getattr(self, k)), 5) for k in ("estimate", "low", "high")}
 
     def __str__(self) -> str:
         return f"{self.estimate:.3f} [{self.low:.3f}, {self.high:.3f}]"

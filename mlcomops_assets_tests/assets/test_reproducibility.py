@@ -18,13 +18,16 @@ def test_retraining_reproduces_the_registered_model(default_run):
     home = default_run[0]
     paths = ProjectPaths(home)
     first = json.loads((paths.models_dir / "trained_model.json").read_text())
-    with materialize(home, "trained_model") as (result, _):
+    # Retrain from the same prepared data: tune every candidate, select, register.
+    with materialize(home, "model_candidates,model_selection_report,trained_model") as (result, _):
         assert result.success
     second = json.loads((paths.models_dir / "trained_model.json").read_text())
     assert int(second["version"]) > int(first["version"])
     assert (
         second["raw_data_md5"] == first["raw_data_md5"] and second["policy_fingerprint"] == first["policy_fingerprint"]
     )
+    assert second["candidate"] == first["candidate"] and second["best_params"] == first["best_params"]
+    assert second["run_id"] != first["run_id"]
 
     mlflow.set_tracking_uri(paths.mlflow_tracking_uri)
     holdout = pd.read_parquet(paths.prepared_dir / "holdout_data.parquet")

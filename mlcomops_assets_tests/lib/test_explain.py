@@ -3,14 +3,16 @@
 import math
 
 import numpy as np
+import pytest
 
 from mlcomops_assets.lib import explain, modeling
 from mlcomops_assets.lib.splitting import split_by_time
 
 
-def test_single_decision_explanation_adds_up(arrests, policy):
+@pytest.mark.parametrize("candidate", ["gradient_boosting", "logistic_regression"])
+def test_single_decision_explanation_adds_up(arrests, policy, candidate):
     splits = split_by_time(arrests, policy)
-    model = modeling.build_pipeline(policy).fit(
+    model = modeling.build_pipeline(policy, policy.model.candidates[candidate]).fit(
         modeling.features(splits.training, policy), modeling.labels(splits.training, policy)
     )
     explainer = explain.build_explainer(model, splits.training, policy)

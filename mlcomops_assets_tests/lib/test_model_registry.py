@@ -7,7 +7,10 @@ from mlcomops_assets.lib.model_registry import UntrustedModelError, pip_requirem
 
 
 def test_trusted_types_cover_the_tree_model(arrests, policy):
-    model = modeling.build_pipeline(policy).fit(modeling.features(arrests, policy), modeling.labels(arrests, policy))
+    spec = policy.model.candidates["gradient_boosting"]
+    model = modeling.build_pipeline(policy, spec).fit(
+        modeling.features(arrests, policy), modeling.labels(arrests, policy)
+    )
     types = trusted_types(model)
     assert "sklearn.tree._tree.Tree" in types
     assert all(t.startswith(("sklearn.", "numpy.")) for t in types)

@@ -1,16 +1,20 @@
 """Promotion verdicts: gates first, then no regression beyond the policy's tolerance."""
 
+import datetime as dt
+
 from mlcomops_assets.lib.promotion import Standing, decide, gate_failures, largest_gap
+from mlcomops_assets.policy import parse_policy
+from mlcomops_assets_tests.conftest import default_policy
 
 
-def _fairness(dpd: float, eod: float, violations=()):
-    return {
-        "attributes": {
-            "colour": {"evaluable": True, "demographic_parity_difference": dpd, "equalized_odds_difference": eod},
-            "tiny": {"evaluable": False},
-        },
-        "violations": list(violations),
+def _fairness(dpd: float, eod: float, ratio: float = 0.95):
+    colour = {
+        "evaluable": True,
+        "demographic_parity_difference": dpd,
+        "equalized_odds_difference": eod,
+        "demographic_parity_ratio": ratio,
     }
+    return {"attributes": {"colour": colour, "tiny": {"evaluable": False}}}
 
 
 def test_first_model_is_promoted_when_every_gate_passed(policy):
@@ -20,8 +24,9 @@ def test_first_model_is_promoted_when_every_gate_passed(policy):
 
 def test_failed_gate_refuses_with_its_numbers(policy):
     evaluation = {"roc_auc": 0.55, "accuracy": 0.8, "balanced_accuracy": 0.5}
-    fairness = _fairness(0.2, 0.1, ["colour: demographic_parity_difference 0.200 > 0.150"])
-    failures = gate_failures(evaluation, fairness, {"additivity_error": 1e-15}, policy, 1e-6)
+    fairness = _fairness(0.2, 0.1)
+    failures, waived = gate_failures(evaluation, fairness, {"additivity_error": 1e-15}, policy, 1e-6, dt.date.today())
+    assert waived == []
     verdict = decide(Standing(0.55, 0.2), Standing(0.7, 0.1), failures, policy)
     assert not verdict.promote
     assert "evaluation gate: roc_auc 0.550 < 0.600" in verdict.text
@@ -39,3 +44,28 @@ def test_regression_beyond_tolerance_is_refused_within_it_promoted(policy):
 
 def test_largest_gap_ignores_unevaluable_groups():
     assert largest_gap(_fairness(0.06, 0.12)) == 0.12
+
+
+def test_gates_are_re_derived_with_the_policy_in_force_and_its_waivers():
+    raw = default_policy()
+    raw["gates"]["fairness"]["max_equalized_odds_difference"] = 0.05
+    tightened = parse_policy(raw)
+    evaluation = {"roc_auc": 0.7, "accuracy": 0.8, "balanced_accuracy": 0.6}
+    day = dt.date(2026, 5, 1)
+    failures, _ = gate_failures(evaluation, _fairness(0.05, 0.12), {"additivity_error": 0.0}, tightened, 1e-6, day)
+    assert failures == ["fairness gate: colour: equalized_odds_difference 0.120 > 0.050"]
+    raw["waivers"] = [
+        {
+            "gate": "fairness",
+            "metric": "equalized_odds_difference",
+            "attribute": "colour",
+            "approved_by": "dpo@example.org",
+            "reason": "Accepted for one quarter while more data is collected.",
+            "approved_on": "2026-04-01",
+            "expires": "2026-06-30",
+        }
+    ]
+    failures, waived = gate_failures(
+        evaluation, _fairness(0.05, 0.12), {"additivity_error": 0.0}, parse_policy(raw), 1e-6, day
+    )
+    assert failures == [] and "waived by dpo@example.org" in waived[0]

@@ -1,0 +1,34 @@
+"""Candidate tuning: grid search on training rows only, deterministic under the policy's seed."""
+
+import numpy as np
+import pytest
+
+from mlcomops_assets.lib import candidates, modeling
+from mlcomops_assets.lib.splitting import split_by_time
+
+
+@pytest.fixture(scope="module")
+def training(arrests, policy):
+    return split_by_time(arrests, policy).training
+
+
+def test_tuning_picks_from_the_grid_and_is_reproducible(training, policy):
+    first = candidates.tune("logistic_regression", training, policy)
+    second = candidates.tune("logistic_regression", training, policy)
+    grid = policy.model.candidates["logistic_regression"].grid
+    assert first.best_params["C"] in grid["C"] and first.best_params == second.best_params
+    assert len(first.cv_results) == len(grid["C"])
+    assert [r["rank"] for r in first.cv_results if r["params"] == first.best_params] == [1]
+    assert 0.5 < first.cv_mean < 1.0
+    x = modeling.features(training, policy)
+    np.testing.assert_array_equal(first.model.predict_proba(x), second.model.predict_proba(x))
+
+
+def test_model_size_counts_what_a_reader_must_read(training, policy):
+    linear = candidates.tune("logistic_regression", training, policy)
+    encoded = linear.model[:-1].transform(modeling.features(training.head(5), policy)).shape[1]
+    assert candidates.model_size(linear.model) == {"parameters": encoded + 1, "trees": 0, "tree_nodes": 0}
+    trees = candidates.tune("gradient_boosting", training, policy)
+    size = candidates.model_size(trees.model)
+    assert size["trees"] == policy.model.candidates["gradient_boosting"].params["n_estimators"]
+    assert size["tree_nodes"] > 3 * size["trees"]
