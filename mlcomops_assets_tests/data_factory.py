@@ -97,6 +97,7 @@ def credit_policy(path: str) -> dict[str, Any]:
     # random gaps up to ~0.2 (DPD) and ~0.36 (EOD); limits sit above that noise.
     policy["gates"]["fairness"]["max_demographic_parity_difference"] = 0.25
     policy["gates"]["fairness"]["max_equalized_odds_difference"] = 0.45
+    policy["gates"]["fairness"]["min_demographic_parity_ratio"] = 0.6
     return policy
 
 
