@@ -56,6 +56,17 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None) -> str:
     lines.append(
         f"registered model    {model.get('registered_model', '(not materialized)')}  [{model.get('model_uri', '')}]"
     )
+    selection_file = paths.selection_dir / "model_selection_report.json"
+    if selection_file.exists():
+        selection = json.loads(selection_file.read_text())
+        for r in selection.get("candidates", []):
+            ci = r["intervals"]["roc_auc"]
+            lines.append(
+                f"candidate           {r['name']:<40} roc_auc={r['holdout']['roc_auc']:.3f} [{ci['low']:.3f}, "
+                f"{ci['high']:.3f}]  gates={'pass' if r['gates']['passed'] else 'FAIL'}"
+                + ("" if r.get("deployable", True) else "  (not deployable)")
+            )
+        lines.append(f"model selection     {selection.get('justification', '')}")
     champion = _metadata(instance, CHAMPION_MODEL)
     lines.append(f"champion            {champion.get('champion', '(none)')}  {champion.get('verdict', '')}")
     if evaluation:
