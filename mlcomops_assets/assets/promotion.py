@@ -88,6 +88,13 @@ def champion_model(
             metadata={"candidate_version": version, "champion_version": previous or "(none)"},
         )
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+    described = client.get_model_version(name, version).description or ""
+    client.update_model_version(
+        name,
+        version,
+        description=f"{described}\n\nChampion since {on.isoformat()} (Dagster run {context.run.run_id}, replacing "
+        f"v{previous or '(none)'}): {verdict.text}"[:5000],
+    )
     client.set_model_version_tag(name, version, "promotion.dagster_run_id", context.run.run_id)
     if previous and previous != version:
         client.set_model_version_tag(name, previous, "promotion.replaced_by", version)

@@ -154,6 +154,8 @@ def test_active_waiver_lets_the_model_through_and_is_recorded(governed_home):
     version = _client(paths).get_model_version_by_alias("arrests_release_model", "champion")
     assert str(version.version) == champion["version"] and champion["waivers"]
     assert any(k.startswith("waiver.") and "until" in v for k, v in version.tags.items())
+    assert f"Champion since {dt.datetime.now(dt.UTC).date()}" in version.description
+    assert "Chosen because: logistic_regression" in version.description
 
 
 def test_expired_waiver_does_not_pass(governed_home):
