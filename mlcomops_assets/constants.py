@@ -13,6 +13,7 @@ EXPLAINABILITY = "explainability"
 MONITORING = "monitoring"
 PROMOTION = "promotion"
 SELECTION = "selection"
+PRODUCTION = "production"
 
 RAW_DATA = dg.AssetKey("raw_data")
 VALIDATED_DATA = dg.AssetKey("validated_data")
@@ -27,6 +28,13 @@ FAIRNESS_REPORT = dg.AssetKey("fairness_report")
 SHAP_EXPLAINER = dg.AssetKey("shap_explainer")
 DRIFT_REPORT = dg.AssetKey("drift_report")
 CHAMPION_MODEL = dg.AssetKey("champion_model")
+PRODUCTION_BATCH = dg.AssetKey("production_batch")
+BATCH_PREDICTIONS = dg.AssetKey("batch_predictions")
+OUTLIER_DETECTOR = dg.AssetKey("outlier_detector")
+BATCH_MONITORING = dg.AssetKey("batch_monitoring")
+
+# Production batches (inbox files, or periods of the default data after the cutoff) as partitions.
+PRODUCTION_BATCHES = dg.DynamicPartitionsDefinition(name="production_batches")
 
 # Where the IO manager stores each asset's value, under data/ (one DVC output per folder).
 STORAGE_FOLDER: dict[str, str] = {
@@ -42,6 +50,10 @@ STORAGE_FOLDER: dict[str, str] = {
     SHAP_EXPLAINER.path[-1]: "reports",
     DRIFT_REPORT.path[-1]: "reports",
     CHAMPION_MODEL.path[-1]: "champion",
+    PRODUCTION_BATCH.path[-1]: "monitoring",
+    BATCH_PREDICTIONS.path[-1]: "monitoring",
+    OUTLIER_DETECTOR.path[-1]: "monitoring",
+    BATCH_MONITORING.path[-1]: "monitoring",
 }
 
 # Check names (the data-contract checks on raw_data are named after their rules, see lib/rules.py).
@@ -55,9 +67,28 @@ MEETS_PERFORMANCE_MINIMUM = "meets_performance_minimum"
 FAIRNESS_WITHIN_THRESHOLDS = "fairness_within_thresholds"
 EXPLANATIONS_ARE_FAITHFUL = "explanations_are_faithful"
 NO_DATASET_DRIFT = "no_dataset_drift"
+BATCH_NO_DATA_DRIFT = "batch_no_data_drift"
+BATCH_NO_PREDICTION_DRIFT = "batch_no_prediction_drift"
+BATCH_OUTLIERS_WITHIN_LIMIT = "batch_outliers_within_limit"
+BATCH_FAIRNESS_WITHIN_THRESHOLDS = "batch_fairness_within_thresholds"
+# Which monitoring alarm (policy.monitoring.retrain_on) each batch check raises.
+ALARM_OF_CHECK = {
+    BATCH_NO_DATA_DRIFT: "data_drift",
+    BATCH_NO_PREDICTION_DRIFT: "prediction_drift",
+    BATCH_OUTLIERS_WITHIN_LIMIT: "outliers",
+    BATCH_FAIRNESS_WITHIN_THRESHOLDS: "fairness",
+}
 
 CHAMPION_ALIAS = "champion"
 
 END_TO_END_JOB = "end_to_end"
+MONITOR_BATCH_JOB = "monitor_batch"
+INBOX_SENSOR = "inbox_sensor"
+RETRAINING_SENSOR = "retraining_sensor"
+DAILY_MONITORING = "daily_monitoring"
+WEEKLY_RETRAINING = "weekly_retraining"
+# Run tags that say why an automatic run happened.
+TRIGGER_TAG = "mlcomops/trigger"
+BATCH_TAG = "mlcomops/batch"
 
 IO_MANAGER_KEY = "io_manager"

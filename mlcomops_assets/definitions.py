@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -13,12 +14,14 @@ from mlcomops_assets.assets import (
     ingestion,
     monitoring,
     preparation,
+    production,
     promotion,
     selection,
     training,
     validation,
 )
-from mlcomops_assets.constants import END_TO_END_JOB, IO_MANAGER_KEY
+from mlcomops_assets.automation import build_schedules, inbox_sensor, retraining_sensor
+from mlcomops_assets.constants import CHAMPION_MODEL, END_TO_END_JOB, IO_MANAGER_KEY, MONITOR_BATCH_JOB
 from mlcomops_assets.io_manager import DataFolderIOManager
 from mlcomops_assets.policy import load_policy
 from mlcomops_assets.resources import MlflowSession, ProjectResource
@@ -36,24 +39,51 @@ ALL_ASSETS = [
     explainability.shap_explainer,
     monitoring.drift_report,
     promotion.champion_model,
+    monitoring.outlier_detector,
 ]
+# Per production batch (dynamic partitions): validated batch, champion scores, monitoring verdicts.
+BATCH_ASSETS = [production.production_batch, production.batch_predictions, monitoring.batch_monitoring]
 
 
 def build_defs(home: Path) -> dg.Definitions:
     """Definitions for the project at ``home``; its policy names the owner and the data-contract checks."""
     paths = ProjectPaths(home)
     policy = load_policy(paths.policy_file)
-    assets = dg.map_asset_specs(lambda spec: spec.replace_attributes(owners=[policy.owner]), ALL_ASSETS)
+    freshness = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=policy.monitoring.champion_max_age_days))
+
+    def governed(spec: dg.AssetSpec) -> dg.AssetSpec:
+        spec = spec.replace_attributes(owners=[policy.owner])
+        # A champion older than the policy allows shows as stale in the UI.
+        return spec.replace_attributes(freshness_policy=freshness) if spec.key == CHAMPION_MODEL else spec
+
+    assets = dg.map_asset_specs(governed, ALL_ASSETS + BATCH_ASSETS)
     end_to_end = dg.define_asset_job(
         END_TO_END_JOB,
-        selection="*",
+        selection=dg.AssetSelection.assets(*ALL_ASSETS),
         description="Ingest, validate, split, train and compare candidates, register the chosen one, evaluate, "
         "test fairness, explain, monitor drift and promote when every gate passed.",
+    )
+    monitor_batch = dg.define_asset_job(
+        MONITOR_BATCH_JOB,
+        selection=dg.AssetSelection.assets(*BATCH_ASSETS),
+        description="One production batch: validate (or quarantine), score with the champion, monitor.",
     )
     return dg.Definitions(
         assets=assets,
         asset_checks=[validation.build_contract_checks(policy, paths.home), validation.no_proxy_features],
-        jobs=[end_to_end],
+        jobs=[end_to_end, monitor_batch],
+        sensors=[
+            inbox_sensor,
+            retraining_sensor,
+            dg.AutomationConditionSensorDefinition(
+                "automation_condition_sensor",
+                target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                description="Evaluates the assets' automation conditions (the outlier detector refits when "
+                "the training reference changes).",
+            ),
+        ],
+        schedules=build_schedules(policy),
         resources={
             "project": ProjectResource(home=str(paths.home)),
             "mlflow_session": MlflowSession(

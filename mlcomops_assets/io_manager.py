@@ -25,8 +25,10 @@ class DataFolderIOManager(dg.ConfigurableIOManager):
 
     def _base(self, context: dg.InputContext | dg.OutputContext) -> Path:
         name = context.asset_key.path[-1]
-        folder = STORAGE_FOLDER.get(name, "assets")
-        return ProjectPaths(Path(self.home)).data_dir / folder / name
+        folder = ProjectPaths(Path(self.home)).data_dir / STORAGE_FOLDER.get(name, "assets")
+        if context.has_asset_partitions:
+            return folder / name / context.asset_partition_key  # one file per partition
+        return folder / name
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         base = self._base(context)

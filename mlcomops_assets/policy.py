@@ -352,6 +352,36 @@ class DriftGate(_Strict):
     reference_sample_size: int = Field(default=200_000, ge=100)
 
 
+class MonitoringSpec(_Strict):
+    """The model in operation: where batches arrive, what is watched per batch, when to retrain."""
+
+    inbox: str = Field(default="data/inbox", description="Folder (relative to the home) where batch files arrive.")
+    min_batch_rows: int = Field(default=50, ge=1, description="Smaller batches are refused (too few to monitor).")
+    outlier_reference_share: float = Field(
+        default=0.02, gt=0.0, le=0.5, description="Share of reference rows the outlier detector calls outliers."
+    )
+    max_outlier_share: Fraction = Field(default=0.06, description="A batch with more outliers raises an alarm.")
+    outlier_fit_sample: int = Field(default=100_000, ge=100)
+    max_score_ks: Fraction = Field(
+        default=0.2, description="Largest Kolmogorov-Smirnov distance between batch and reference scores."
+    )
+    max_positive_rate_change: Fraction = Field(
+        default=0.1, description="Largest change of the favourable-decision rate against the reference."
+    )
+    retrain_on: list[Literal["data_drift", "prediction_drift", "outliers", "fairness"]] = ["data_drift", "fairness"]
+    retrain_cooldown_hours: float = Field(default=24.0, ge=0.0)
+    monitoring_cron: str = "0 6 * * *"
+    retraining_cron: str = "0 3 * * 1"
+    champion_max_age_days: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _crons(self) -> MonitoringSpec:
+        for key in ("monitoring_cron", "retraining_cron"):
+            if len(getattr(self, key).split()) != 5:
+                raise ValueError(f"{key} must be a 5-field cron expression, got {getattr(self, key)!r}")
+        return self
+
+
 class ExplainabilitySpec(_Strict):
     sample_size: int = Field(default=2_000, ge=10)
     top_features: int = Field(default=10, ge=1)
@@ -415,6 +445,7 @@ class Policy(_Strict):
     split: SplitSpec = SplitSpec()
     model: ModelSpec
     explainability: ExplainabilitySpec = ExplainabilitySpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
     pseudonymization: PseudonymizationSpec = PseudonymizationSpec()
     gates: GatesSpec = GatesSpec()
     waivers: list[Waiver] = []

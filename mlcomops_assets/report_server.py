@@ -13,7 +13,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 from mlcomops_assets.settings import ProjectPaths, default_home
 
-SERVED_FOLDERS = ("reports", "selection", "validation")
+SERVED_FOLDERS = ("reports", "selection", "validation", "batch_reports")
 
 
 class ReportHandler(SimpleHTTPRequestHandler):

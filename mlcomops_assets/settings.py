@@ -59,6 +59,19 @@ class ProjectPaths:
         return self.data_dir / "models"
 
     @property
+    def monitoring_dir(self) -> Path:
+        return self.data_dir / "monitoring"
+
+    @property
+    def batch_reports_dir(self) -> Path:
+        """Per-batch HTML evidence: served by the report server, unlike the batch data itself."""
+        return self.data_dir / "batch_reports"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
     def selection_dir(self) -> Path:
         return self.data_dir / "selection"
 

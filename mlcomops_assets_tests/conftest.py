@@ -78,6 +78,19 @@ def materialize(
         yield result, instance
 
 
+@contextmanager
+def monitor_batch(home: Path, key: str) -> Iterator[tuple[dg.ExecuteInProcessResult, dg.DagsterInstance]]:
+    """Run the per-batch job (validate, score, monitor) for one production batch, as the sensor would."""
+    from mlcomops_assets.constants import MONITOR_BATCH_JOB, PRODUCTION_BATCHES
+
+    defs = build_defs(home)
+    with dg.instance_for_test(temp_dir=str(home / ".dagster_home")) as instance:
+        if not instance.has_dynamic_partition(PRODUCTION_BATCHES.name, key):
+            instance.add_dynamic_partitions(PRODUCTION_BATCHES.name, [key])
+        job = defs.resolve_job_def(MONITOR_BATCH_JOB)
+        yield job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False), instance
+
+
 @pytest.fixture
 def home_factory(tmp_path: Path) -> Callable[..., Path]:
     def make(policy: dict[str, Any] | None = None, name: str = "home") -> Path:

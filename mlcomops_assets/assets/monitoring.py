@@ -1,16 +1,35 @@
-"""Monitoring: data drift of every production batch against the training reference, with Evidently."""
+"""Monitoring: drift, prediction drift, outliers, performance and fairness of every production batch."""
 
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from mlcomops_assets.constants import DRIFT_REPORT, MONITORING, NO_DATASET_DRIFT, PRODUCTION_DATA, TRAINING_DATA
+from mlcomops_assets.constants import (
+    ALARM_OF_CHECK,
+    BATCH_FAIRNESS_WITHIN_THRESHOLDS,
+    BATCH_MONITORING,
+    BATCH_NO_DATA_DRIFT,
+    BATCH_NO_PREDICTION_DRIFT,
+    BATCH_OUTLIERS_WITHIN_LIMIT,
+    BATCH_PREDICTIONS,
+    DRIFT_REPORT,
+    HOLDOUT_DATA,
+    MONITORING,
+    NO_DATASET_DRIFT,
+    OUTLIER_DETECTOR,
+    PRODUCTION_BATCH,
+    PRODUCTION_BATCHES,
+    PRODUCTION_DATA,
+    TRAINING_DATA,
+)
+from mlcomops_assets.lib import modeling
+from mlcomops_assets.lib.batches import labeled_rows
 from mlcomops_assets.lib.drift import drift_report as compute_drift
-from mlcomops_assets.lib.files import atomic_path
+from mlcomops_assets.lib.files import atomic_path, write_atomic
 from mlcomops_assets.lib.splitting import BATCH_COLUMN
 from mlcomops_assets.metadata import table
-from mlcomops_assets.resources import ProjectResource
+from mlcomops_assets.resources import MlflowSession, ProjectResource
 
 
 @dg.asset(
@@ -92,3 +111,195 @@ def drift_report(
         ),
         metadata={"batches_checked": len(batches), "batches_drifted": len(drifted)},
     )
+
+
+@dg.asset(
+    key=OUTLIER_DETECTOR,
+    ins={"reference": dg.AssetIn(key=TRAINING_DATA)},
+    group_name=MONITORING,
+    kinds={"scikitlearn"},
+    code_version="1",
+    tags={"compliance/personal_data": "none", "compliance/control": "post-market-monitoring"},
+    # Refit whenever the training reference changes, never on data whose blocking checks failed.
+    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+)
+def outlier_detector(reference: pd.DataFrame, project: ProjectResource):
+    """An IsolationForest fitted on the training reference (features only), calibrated so that
+    ``monitoring.outlier_reference_share`` of reference rows count as outliers. Each batch's outlier share
+    is compared with that; the detector is saved under data/monitoring/."""
+    import joblib
+
+    from mlcomops_assets.lib.outliers import fit_detector, outlier_share
+
+    policy = project.policy()
+    detector = fit_detector(reference, policy)
+    path = write_atomic(project.paths.monitoring_dir / "outlier_detector.joblib", lambda p: joblib.dump(detector, p))
+    share = outlier_share(detector, reference, policy)
+    record = {
+        "path": str(path.relative_to(project.paths.home)),
+        "reference_rows": len(reference),
+        "reference_outlier_share": round(share, 5),
+        "contamination": policy.monitoring.outlier_reference_share,
+    }
+    return dg.Output(
+        record,
+        metadata={
+            "reference_outlier_share": share,
+            "reference_rows": len(reference),
+            "detector_path": dg.MetadataValue.path(str(path)),
+        },
+    )
+
+
+def _alarm_checks() -> list[dg.AssetCheckSpec]:
+    descriptions = {
+        BATCH_NO_DATA_DRIFT: "Evidently finds no dataset drift between the batch and the training reference "
+        "(methods and thresholds pinned by gates.drift).",
+        BATCH_NO_PREDICTION_DRIFT: "The champion's score distribution (KS distance) and favourable-decision rate "
+        "on the batch stay within monitoring.max_score_ks and max_positive_rate_change of the holdout.",
+        BATCH_OUTLIERS_WITHIN_LIMIT: "The share of rows the outlier detector flags stays within "
+        "monitoring.max_outlier_share.",
+        BATCH_FAIRNESS_WITHIN_THRESHOLDS: "On the batch's labeled rows, the fairness gaps of the decisions stay within "
+        "gates.fairness (waivers apply); skipped as passed with a note when the batch has no labels.",
+    }
+    return [
+        dg.AssetCheckSpec(name, asset=BATCH_MONITORING, blocking=False, description=text)
+        for name, text in descriptions.items()
+    ]
+
+
+@dg.asset(
+    key=BATCH_MONITORING,
+    ins={
+        "batch": dg.AssetIn(key=PRODUCTION_BATCH),
+        "predictions": dg.AssetIn(key=BATCH_PREDICTIONS),
+        "reference": dg.AssetIn(key=TRAINING_DATA),
+        "holdout": dg.AssetIn(key=HOLDOUT_DATA),
+        "detector": dg.AssetIn(key=OUTLIER_DETECTOR),
+    },
+    partitions_def=PRODUCTION_BATCHES,
+    group_name=MONITORING,
+    kinds={"evidently", "scikitlearn", "fairlearn"},
+    code_version="1",
+    tags={"compliance/personal_data": "aggregated", "compliance/control": "post-market-monitoring"},
+    check_specs=_alarm_checks(),
+)
+def batch_monitoring(
+    context: dg.AssetExecutionContext,
+    batch: pd.DataFrame,
+    predictions: pd.DataFrame,
+    reference: pd.DataFrame,
+    holdout: pd.DataFrame,
+    detector: dict,
+    project: ProjectResource,
+    mlflow_session: MlflowSession,
+):
+    """Everything watched on one production batch: Evidently data drift against the training reference
+    (self-contained HTML kept and linked), prediction drift of the champion version that scored it
+    against the same version on the holdout, the outlier share, and, when the batch has labels,
+    holdout-style performance and the fairness gates. Every figure is numeric metadata, so the UI plots
+    it across batches; the alarms are asset checks, which the retraining sensor reads."""
+    import joblib
+    import numpy as np
+
+    from mlcomops_assets.lib.evaluation import performance
+    from mlcomops_assets.lib.fairness import fairness_report, gate_violations, largest_gap
+    from mlcomops_assets.lib.gates import apply_waivers, today
+    from mlcomops_assets.lib.outliers import outlier_share
+    from mlcomops_assets.lib.prediction_drift import prediction_drift
+
+    policy = project.policy()
+    key = context.partition_key
+    folder = project.paths.batch_reports_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    html = folder / f"drift-{key}.html"
+    with atomic_path(html) as tmp:
+        drift = compute_drift(reference, batch, policy, tmp)
+
+    version = str(predictions["model_version"].iloc[0]) if len(predictions) else None
+    model_uri = f"models:/{policy.model.registered_name}/{version}"
+    reference_scores = modeling.positive_scores(mlflow_session.load_model(model_uri), holdout, policy)
+    scores = predictions["score"].to_numpy()
+    pred_drift = prediction_drift(reference_scores, scores, policy)
+
+    share = outlier_share(joblib.load(project.paths.home / detector["path"]), batch, policy)
+    outliers_ok = share <= policy.monitoring.max_outlier_share
+
+    labeled = labeled_rows(batch, policy)
+    quality: dict = {"labeled_rows": len(labeled)}
+    fairness_ok, fairness_text = True, "no labels in this batch: fairness on operational data not assessable"
+    if len(labeled):
+        rows = labeled.index.to_numpy()
+        y = modeling.labels(labeled, policy)
+        decided = predictions["decision"].to_numpy()[rows]
+        if len(np.unique(y)) == 2:
+            perf = performance(y, scores[rows], decided)
+            quality.update({k: perf[k] for k in ("roc_auc", "accuracy", "balanced_accuracy")})
+        fairness = fairness_report(labeled, y, decided, policy)
+        on = today()
+        outcome = apply_waivers(gate_violations(fairness, policy), policy, on)
+        quality["largest_fairness_gap"] = largest_gap(fairness)
+        fairness_ok = outcome.passed
+        fairness_text = "; ".join(outcome.blocking_texts(on)) or (
+            "fairness gaps on the labeled rows are within the policy's thresholds"
+            + (f" or waived ({'; '.join(outcome.waived_texts())})" if outcome.waived else "")
+        )
+        quality["fairness"] = fairness["attributes"]
+
+    verdicts = {
+        BATCH_NO_DATA_DRIFT: (
+            not drift["dataset_drift"],
+            f"{drift['drifted_columns']} of {len(drift['columns'])} columns drifted (share {drift['drift_share']:.2f}, "
+            f"dataset drift at {policy.gates.drift.drift_share:.2f})",
+        ),
+        BATCH_NO_PREDICTION_DRIFT: (
+            not pred_drift["drifted"],
+            f"score KS {pred_drift['score_ks']:.3f} (limit {policy.monitoring.max_score_ks}), favourable rate "
+            f"{pred_drift['batch_positive_rate']:.3f} vs {pred_drift['reference_positive_rate']:.3f} on the holdout "
+            f"(limit {policy.monitoring.max_positive_rate_change})",
+        ),
+        BATCH_OUTLIERS_WITHIN_LIMIT: (
+            outliers_ok,
+            f"{share:.1%} of rows are outliers (limit {policy.monitoring.max_outlier_share:.0%}, reference "
+            f"{detector['reference_outlier_share']:.1%})",
+        ),
+        BATCH_FAIRNESS_WITHIN_THRESHOLDS: (fairness_ok, fairness_text),
+    }
+    alarms = [ALARM_OF_CHECK[name] for name, (ok, _) in verdicts.items() if not ok]
+    report = {
+        "batch": key,
+        "rows": len(batch),
+        "model_uri": model_uri,
+        "data_drift": {**drift, "html_path": str(html.relative_to(project.paths.home))},
+        "prediction_drift": pred_drift,
+        "outlier_share": round(share, 5),
+        **quality,
+        "alarms": alarms,
+        "verdicts": {name: {"passed": ok, "description": text} for name, (ok, text) in verdicts.items()},
+    }
+    metadata = {
+        "rows": len(batch),
+        "model_uri": model_uri,
+        "data_drift_share": float(drift["drift_share"]),
+        "drifted_columns": int(drift["drifted_columns"]),
+        "score_ks": float(pred_drift["score_ks"]),
+        "positive_rate": float(pred_drift["batch_positive_rate"]),
+        "positive_rate_change": float(pred_drift["positive_rate_change"]),
+        "outlier_share": float(share),
+        "labeled_rows": len(labeled),
+        "alarms": ", ".join(alarms) or "(none)",
+        "drift_columns": table(drift["columns"]),
+        "drift_report": dg.MetadataValue.url(project.report_link(html)),
+        "drift_report_path": dg.MetadataValue.path(str(html)),
+        **{
+            k: float(quality[k])
+            for k in ("roc_auc", "accuracy", "balanced_accuracy", "largest_fairness_gap")
+            if k in quality
+        },
+    }
+    context.log.info(f"batch {key}: alarms {alarms or 'none'}")
+    yield dg.Output(report, metadata=metadata)
+    for name, (ok, text) in verdicts.items():
+        yield dg.AssetCheckResult(
+            check_name=name, passed=bool(ok), severity=dg.AssetCheckSeverity.WARN, description=text
+        )

@@ -10,6 +10,7 @@ from mlcomops_assets.constants import (
     HOLDOUT_DATA,
     NO_TIME_LEAKAGE,
     PREPARATION,
+    PRODUCTION_BATCHES,
     PRODUCTION_DATA,
     SPLITS_ARE_USABLE,
     TRAINING_DATA,
@@ -65,7 +66,8 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
 def data_splits(
     context: dg.AssetExecutionContext, validated: pd.DataFrame, project: ProjectResource
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Split the validated data by time: training/holdout up to the policy's cutoff, production after."""
+    """Split the validated data by time: training/holdout up to the policy's cutoff, production after.
+    Each production period is registered as a partition of the monitoring assets."""
     policy = project.policy()
     spec = policy.data
     splits = split_by_time(validated, policy)
@@ -93,6 +95,12 @@ def data_splits(
         },
     )
     batches = splits.production[BATCH_COLUMN].value_counts().sort_index()
+    # Each production period becomes a partition of the monitoring assets (inbox files add their own).
+    new_keys = [
+        str(b) for b in batches.index if not context.instance.has_dynamic_partition(PRODUCTION_BATCHES.name, str(b))
+    ]
+    if new_keys:
+        context.instance.add_dynamic_partitions(PRODUCTION_BATCHES.name, new_keys)
     yield dg.Output(
         splits.production,
         output_name=PRODUCTION_DATA.path[-1],

@@ -18,9 +18,9 @@ from mlcomops_assets.lib.files import file_md5
 from mlcomops_assets.lib.gx_validation import RuleResult, Validation, blocking_failures, unreadable, validate
 from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, key_id, load_key, pseudonymize
 from mlcomops_assets.lib.rules import rules_from_policy
-from mlcomops_assets.lib.sources import SourceError, read_raw
+from mlcomops_assets.lib.sources import SourceError, read_raw, typed
 from mlcomops_assets.metadata import table
-from mlcomops_assets.policy import ColumnType, Policy
+from mlcomops_assets.policy import Policy
 from mlcomops_assets.resources import ProjectResource
 
 SUITE_NAME = "raw_data_contract"
@@ -112,20 +112,6 @@ def build_contract_checks(policy: Policy, home) -> dg.AssetChecksDefinition:
     return raw_data_contract
 
 
-def _typed(frame: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    spec = policy.data
-    out = frame[spec.kept_columns].copy()
-    for name in spec.kept_columns:
-        dtype = spec.columns[name].dtype
-        if dtype == ColumnType.INTEGER:
-            out[name] = out[name].astype("Int64" if out[name].isna().any() else "int64")
-        elif dtype == ColumnType.FLOAT:
-            out[name] = out[name].astype("float64")
-        else:
-            out[name] = out[name].astype("object")
-    return out
-
-
 @dg.asset(
     key=VALIDATED_DATA,
     deps=[RAW_DATA],
@@ -156,7 +142,7 @@ def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) 
             ),
             metadata={"failed_rules": ", ".join(f.rule for f in failures)},
         )
-    out = _typed(frame, policy)
+    out = typed(frame, policy.data)
     treatment: dict[str, Any] = {"dropped_columns": ", ".join(policy.data.dropped_columns) or "(none)"}
     if policy.data.pseudonymized_columns:
         try:

@@ -54,3 +54,18 @@ def read_raw(path: Path, spec: DataSpec) -> pd.DataFrame:
         # The first line of the parser's message says what is wrong without quoting the data.
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise SourceError(f"{path.name} is not a readable {path.suffix.lstrip('.') or 'csv'} file: {reason}") from exc
+
+
+def typed(frame: pd.DataFrame, spec: DataSpec) -> pd.DataFrame:
+    """The kept columns (no ignored or dropped identifier columns), each in the type the policy declares."""
+    kept = [c for c in spec.kept_columns if c in frame.columns]
+    out = frame[kept].copy()
+    for name in kept:
+        dtype = spec.columns[name].dtype
+        if dtype == ColumnType.INTEGER:
+            out[name] = out[name].astype("Int64" if out[name].isna().any() else "int64")
+        elif dtype == ColumnType.FLOAT:
+            out[name] = out[name].astype("float64")
+        else:
+            out[name] = out[name].astype("object")
+    return out

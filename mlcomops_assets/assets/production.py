@@ -1,0 +1,130 @@
+"""Production: each batch validated with the data contract (or quarantined) and scored by the champion."""
+
+import dagster as dg
+import pandas as pd
+
+from mlcomops_assets.constants import (
+    BATCH_PREDICTIONS,
+    CHAMPION_ALIAS,
+    PRODUCTION,
+    PRODUCTION_BATCH,
+    PRODUCTION_BATCHES,
+    PRODUCTION_DATA,
+)
+from mlcomops_assets.lib import modeling
+from mlcomops_assets.lib.batches import batch_rules, inbox_files, labeled_rows, quarantine
+from mlcomops_assets.lib.files import file_md5
+from mlcomops_assets.lib.gx_validation import blocking_failures, unreadable, validate
+from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, load_key, pseudonymize
+from mlcomops_assets.lib.sources import SourceError, read_raw, typed
+from mlcomops_assets.lib.splitting import BATCH_COLUMN
+from mlcomops_assets.resources import MlflowSession, ProjectResource
+
+_SUITE = "production_batch_contract"
+
+
+def _from_inbox(context: dg.AssetExecutionContext, path, project: ProjectResource) -> tuple[pd.DataFrame, dict]:
+    """Read and validate an inbox file; a refused file is quarantined and the step fails."""
+    policy = project.policy()
+    md5 = file_md5(path)
+    try:
+        frame = read_raw(path, policy.data)
+        rules = batch_rules(policy, project.paths.home, labeled=policy.data.target in frame.columns)
+        results = validate(frame, rules, _SUITE).results
+    except SourceError as exc:
+        frame, results = None, unreadable(batch_rules(policy, project.paths.home, labeled=True), str(exc))
+    failures = blocking_failures(results)
+    if frame is None or failures:
+        moved = quarantine(path, project.paths.quarantine_dir, [f.message for f in failures])
+        raise dg.Failure(
+            description=f"batch {context.partition_key} ({path.name}) breaks {len(failures)} rule(s) of the data "
+            f"contract and was moved to {moved.path.relative_to(project.paths.home)}; nothing was scored:\n"
+            + "\n".join(f"  - {f.message}" for f in failures[:20]),
+            metadata={"failed_rules": ", ".join(f.rule for f in failures), "file_md5": md5},
+        )
+    out = typed(frame, policy.data)
+    if policy.data.pseudonymized_columns:
+        try:
+            key = load_key(policy.pseudonymization)
+        except PseudonymKeyError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        for name in policy.data.pseudonymized_columns:
+            if name in out.columns:
+                out[name] = pseudonymize(out[name], key)
+    return out, {"source": f"inbox/{path.name}", "file_md5": md5, "rules_passed": len(results)}
+
+
+@dg.asset(
+    key=PRODUCTION_BATCH,
+    ins={"production": dg.AssetIn(key=PRODUCTION_DATA)},
+    partitions_def=PRODUCTION_BATCHES,
+    group_name=PRODUCTION,
+    kinds={"pandas", "parquet", "greatexpectations"},
+    code_version="1",
+    tags={"compliance/personal_data": "pseudonymous", "compliance/layer": "validated"},
+)
+def production_batch(context: dg.AssetExecutionContext, production: pd.DataFrame, project: ProjectResource):
+    """One production batch, validated and typed like the training data: a file from the inbox
+    (``monitoring.inbox``, CSV or Parquet, named after the batch), or a period of the default data after
+    the training cutoff. The batch is written only after it passed the data contract (write-audit-publish):
+    a file that breaks it fails this step with each failed rule, column and row count, is moved to
+    ``data/quarantine/`` with a note of the failed rules (names and counts, never values), and nothing
+    downstream runs for it."""
+    key = context.partition_key
+    policy = project.policy()
+    files = inbox_files(project.paths.home / policy.monitoring.inbox)
+    if key in files:
+        frame, provenance = _from_inbox(context, files[key], project)
+    else:
+        frame = production[production[BATCH_COLUMN].astype(str) == key].drop(columns=[BATCH_COLUMN])
+        if frame.empty:
+            raise dg.Failure(description=f"batch {key}: no inbox file and no production period of that name")
+        provenance = {"source": "production_data", "file_md5": "", "rules_passed": 0}
+        frame = frame.reset_index(drop=True)
+    return dg.Output(
+        frame,
+        metadata={
+            "dagster/row_count": len(frame),
+            "labeled_rows": len(labeled_rows(frame, policy)),
+            "source": provenance["source"],
+            "file_md5": provenance["file_md5"],
+            "contract_rules_passed": provenance["rules_passed"],
+        },
+    )
+
+
+@dg.asset(
+    key=BATCH_PREDICTIONS,
+    ins={"batch": dg.AssetIn(key=PRODUCTION_BATCH)},
+    partitions_def=PRODUCTION_BATCHES,
+    group_name=PRODUCTION,
+    kinds={"scikitlearn", "mlflow", "parquet"},
+    code_version="1",
+    tags={"compliance/personal_data": "pseudonymous", "compliance/control": "automated-decision"},
+)
+def batch_predictions(
+    context: dg.AssetExecutionContext, batch: pd.DataFrame, project: ProjectResource, mlflow_session: MlflowSession
+):
+    """The champion's score and decision for every row of the batch, stored with the exact registered
+    model version that produced them (the alias is resolved once, before scoring)."""
+    from mlflow.exceptions import MlflowException
+
+    policy = project.policy()
+    name = policy.model.registered_name
+    try:
+        version = str(mlflow_session.client().get_model_version_by_alias(name, CHAMPION_ALIAS).version)
+    except MlflowException:
+        raise dg.Failure(description=f"no champion of {name} to score batch {context.partition_key} with") from None
+    model = mlflow_session.load_model(f"models:/{name}/{version}")
+    scores = modeling.positive_scores(model, batch, policy)
+    decisions = modeling.decisions(scores, policy)
+    out = pd.DataFrame({"row": range(len(batch)), "score": scores, "decision": decisions, "model_version": version})
+    return dg.Output(
+        out,
+        metadata={
+            "dagster/row_count": len(out),
+            "model_uri": f"models:/{name}/{version}",
+            "positive_rate": float(decisions.mean()) if len(out) else 0.0,
+            "mean_score": float(scores.mean()) if len(out) else 0.0,
+        },
+    )

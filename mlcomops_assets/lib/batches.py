@@ -1,0 +1,116 @@
+"""Production batches: files dropped into the inbox, validated with the data contract, or quarantined.
+
+A batch is a partition of the monitoring assets. Its key is the file name without extension (letters,
+digits, ``-``, ``_`` and ``.``), or a production period of the default data (e.g. ``2001``). A batch
+must satisfy the same per-row and per-column rules as the training data; the rules about the whole
+training set (row-count bounds, both classes present, class shares, group sizes) do not apply to a
+batch, and the label may be missing (unlabeled batches are scored and monitored, not evaluated).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from mlcomops_assets.lib.files import file_md5, write_json
+from mlcomops_assets.lib.rules import Kind, Rule, rules_from_policy
+from mlcomops_assets.policy import Policy
+
+BATCH_SUFFIXES = (".csv", ".parquet")
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+# Rules about the training set as a whole, not about each batch.
+_DATASET_RULES = ("row_count_within_bounds",)
+
+
+def batch_key(path: Path) -> str | None:
+    """The partition key of an inbox file, or None when its name cannot be one (it is then ignored)."""
+    if path.suffix.lower() not in BATCH_SUFFIXES or not _KEY.match(path.stem):
+        return None
+    return path.stem
+
+
+def inbox_files(inbox: Path) -> dict[str, Path]:
+    """Batch files in the inbox by key (hidden, partial and unsupported files are skipped)."""
+    if not inbox.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for path in sorted(inbox.iterdir()):
+        key = batch_key(path) if path.is_file() and not path.name.startswith(".") else None
+        if key is not None:
+            found.setdefault(key, path)
+    return found
+
+
+def batch_rules(policy: Policy, home: Path, labeled: bool) -> list[Rule]:
+    """The data contract for one batch: the training contract without its dataset-level rules, and
+    without the label's rules when the batch carries no label."""
+    target = policy.data.target
+    rules = []
+    for rule in rules_from_policy(policy.data, home):
+        if rule.name in _DATASET_RULES or rule.kind in (Kind.SHARE, Kind.GROUP):
+            continue
+        if rule.column == target and rule.kind == Kind.TABLE:  # both classes present: a dataset property
+            continue
+        if not labeled and rule.column == target:
+            continue
+        if rule.name == "columns_match_policy" and not labeled:
+            columns = [c for c in rule.kwargs["column_set"] if c != target]
+            rule = Rule(
+                name=rule.name,
+                expectation=rule.expectation,
+                kwargs={**rule.kwargs, "column_set": columns},
+                description=f"The batch has the {len(columns)} declared columns (the label '{target}' may be absent).",
+                kind=rule.kind,
+            )
+        rules.append(rule)
+    rules.append(
+        Rule(
+            name="batch_is_large_enough",
+            expectation="ExpectTableRowCountToBeBetween",
+            kwargs={"min_value": policy.monitoring.min_batch_rows, "max_value": policy.data.row_count.max},
+            description=f"At least {policy.monitoring.min_batch_rows} rows, enough to monitor.",
+            kind=Kind.TABLE,
+        )
+    )
+    return rules
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    path: Path
+    reason_file: Path
+
+
+def quarantine(path: Path, quarantine_dir: Path, reasons: list[str]) -> Quarantined:
+    """Move a refused file out of the inbox, with a JSON note of the failed rules (names and counts only,
+    never the offending values), so the sensor does not pick it up again and nothing is half-ingested."""
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = quarantine_dir / f"{stamp}-{path.name}"
+    md5 = file_md5(path)
+    shutil.move(str(path), target)
+    note = write_json(
+        target.with_name(target.name + ".reason.json"),
+        {"file": path.name, "md5": md5, "quarantined_at": stamp, "failed_rules": reasons},
+    )
+    return Quarantined(target, note)
+
+
+def quarantined_notes(quarantine_dir: Path) -> list[dict]:
+    if not quarantine_dir.is_dir():
+        return []
+    return [json.loads(p.read_text()) for p in sorted(quarantine_dir.glob("*.reason.json"))]
+
+
+def labeled_rows(frame: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Rows of a batch whose label is known."""
+    target = policy.data.target
+    if target not in frame.columns:
+        return frame.iloc[0:0]
+    return frame[frame[target].notna()]

@@ -1,0 +1,90 @@
+"""Sensors on a real Dagster instance: new inbox files become batches; alarms request retraining once."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from mlcomops_assets.automation import inbox_sensor, retraining_sensor
+from mlcomops_assets.constants import BATCH_MONITORING, BATCH_TAG, PRODUCTION_BATCHES, TRIGGER_TAG
+from mlcomops_assets.resources import ProjectResource
+from mlcomops_assets_tests.conftest import default_policy, write_home
+
+
+@pytest.fixture
+def home(tmp_path):
+    policy = default_policy()
+    policy["monitoring"]["retrain_cooldown_hours"] = 24
+    return write_home(tmp_path / "home", policy)
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def _context(instance, home, cursor=None):
+    return dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"project": ProjectResource(home=str(home))}
+    )
+
+
+def test_new_inbox_file_becomes_a_batch_run_once(home, instance):
+    assert isinstance(inbox_sensor(_context(instance, home)), dg.SkipReason)
+    inbox = home / "data/inbox"
+    inbox.mkdir(parents=True)
+    (inbox / "week-47.csv").write_text("released,colour\nYes,White\n")
+    (inbox / "notes.txt").write_text("not a batch")
+    (inbox / ".week-48.csv.partial").write_text("still uploading")
+    first = inbox_sensor(_context(instance, home))
+    (request,) = first.run_requests
+    assert request.partition_key == "week-47"
+    assert request.tags[TRIGGER_TAG] == "inbox_sensor" and request.tags[BATCH_TAG] == "week-47"
+    (added,) = first.dynamic_partitions_requests
+    assert added.partition_keys == ["week-47"] and added.partitions_def_name == PRODUCTION_BATCHES.name
+    again = inbox_sensor(_context(instance, home, first.cursor))
+    assert isinstance(again, dg.SkipReason)
+    (inbox / "week-47.csv").write_text("released,colour\nNo,Black\n")  # replaced content: processed again
+    changed = inbox_sensor(_context(instance, home, first.cursor))
+    assert [r.partition_key for r in changed.run_requests] == ["week-47"]
+    assert changed.run_requests[0].run_key != request.run_key
+
+
+def _monitored(instance, batch: str, alarms: str) -> None:
+    # A real materialization event in the instance, as batch_monitoring records it.
+    instance.add_dynamic_partitions(PRODUCTION_BATCHES.name, [batch])
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=BATCH_MONITORING, partition=batch, metadata={"alarms": alarms})
+    )
+
+
+def test_alarm_requests_retraining_once_per_cooldown(home, instance):
+    assert isinstance(retraining_sensor(_context(instance, home)), dg.SkipReason)
+    _monitored(instance, "2001", "(none)")
+    stable = retraining_sensor(_context(instance, home))
+    assert not stable.run_requests and "no retraining alarm" in stable.skip_reason.skip_message
+
+    _monitored(instance, "drifted-1", "data_drift, outliers")
+    drifted = retraining_sensor(_context(instance, home, stable.cursor))
+    (request,) = drifted.run_requests
+    assert request.tags[TRIGGER_TAG] == "check:batch_no_data_drift" and request.tags[BATCH_TAG] == "drifted-1"
+
+    _monitored(instance, "drifted-2", "data_drift")
+    cooled = retraining_sensor(_context(instance, home, drifted.cursor))
+    assert not cooled.run_requests and "cooldown 24 h" in cooled.skip_reason.skip_message
+
+    _monitored(instance, "odd-1", "outliers")  # not in monitoring.retrain_on
+    state = json.loads(cooled.cursor)
+    state["last_request"] = None
+    assert not retraining_sensor(_context(instance, home, json.dumps(state))).run_requests
+
+
+def test_fairness_alarm_after_the_cooldown_requests_again(home, instance):
+    _monitored(instance, "b1", "fairness")
+    first = retraining_sensor(_context(instance, home))
+    assert first.run_requests[0].tags[TRIGGER_TAG] == "check:batch_fairness_within_thresholds"
+    state = json.loads(first.cursor)
+    state["last_request"] = "2000-01-01T00:00:00+00:00"  # long ago
+    _monitored(instance, "b2", "fairness")
+    assert len(retraining_sensor(_context(instance, home, json.dumps(state))).run_requests) == 1
