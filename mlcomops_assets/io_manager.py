@@ -23,6 +23,20 @@ class DataFolderIOManager(dg.ConfigurableIOManager):
 
     home: str
 
+    def _load_partitions(self, context: dg.InputContext) -> dict[str, Any]:
+        """Every stored partition of a partitioned upstream, by key. A partition that was never written
+        (e.g. a quarantined batch) is absent, not an error: there is nothing valid to read for it."""
+        name = context.asset_key.path[-1]
+        folder = ProjectPaths(Path(self.home)).data_dir / STORAGE_FOLDER.get(name, "assets") / name
+        found: dict[str, Any] = {}
+        for key in context.asset_partition_keys:
+            parquet, record = folder / f"{key}.parquet", folder / f"{key}.json"
+            if parquet.exists():
+                found[key] = pd.read_parquet(parquet)
+            elif record.exists():
+                found[key] = json.loads(record.read_text(encoding="utf-8"))
+        return found
+
     def _base(self, context: dg.InputContext | dg.OutputContext) -> Path:
         name = context.asset_key.path[-1]
         folder = ProjectPaths(Path(self.home)).data_dir / STORAGE_FOLDER.get(name, "assets")
@@ -42,6 +56,8 @@ class DataFolderIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"storage_path": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext) -> Any:
+        if context.has_asset_partitions and not context.has_partition_key:
+            return self._load_partitions(context)
         base = self._base(context)
         parquet, record = base.with_suffix(".parquet"), base.with_suffix(".json")
         if parquet.exists():

@@ -368,6 +368,12 @@ class MonitoringSpec(_Strict):
     max_positive_rate_change: Fraction = Field(
         default=0.1, description="Largest change of the favourable-decision rate against the reference."
     )
+    retrain_window_batches: int = Field(
+        default=0,
+        ge=0,
+        description="Retraining adds the labeled rows of this many most recent validated production batches "
+        "to the training rows (0: train on the rows up to the cutoff only).",
+    )
     retrain_on: list[Literal["data_drift", "prediction_drift", "outliers", "fairness"]] = ["data_drift", "fairness"]
     retrain_cooldown_hours: float = Field(default=24.0, ge=0.0)
     monitoring_cron: str = "0 6 * * *"

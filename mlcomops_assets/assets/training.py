@@ -13,6 +13,7 @@ from mlcomops_assets.constants import (
     MODEL_CANDIDATES,
     MODEL_REGISTERED,
     MODEL_SELECTION_REPORT,
+    PRODUCTION_BATCH,
     TRAINED_MODEL,
     TRAINING,
     TRAINING_DATA,
@@ -41,9 +42,32 @@ def lineage_tags(context: dg.AssetExecutionContext, raw_md5: str, policy_fingerp
     }
 
 
+def with_labeled_batches(training: pd.DataFrame, batches: dict, policy) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The training rows plus the labeled rows of the latest ``retrain_window_batches`` batches (in the
+    order the batches were registered), and how many rows each added batch gave."""
+    window = policy.monitoring.retrain_window_batches
+    if not window or not batches:
+        return training, {}
+    target = policy.data.target
+    labeled = {k: f[f[target].notna()] for k, f in batches.items() if target in f.columns}
+    chosen = [k for k in labeled if len(labeled[k])][-window:]
+    if not chosen:
+        return training, {}
+    columns = list(training.columns)
+    frames = [training] + [labeled[k].reindex(columns=columns) for k in chosen]
+    combined = pd.concat(frames, ignore_index=True)
+    combined.attrs = dict(training.attrs)
+    return combined, {k: len(labeled[k]) for k in chosen}
+
+
 @dg.asset(
     key=MODEL_CANDIDATES,
-    ins={"training": dg.AssetIn(key=TRAINING_DATA)},
+    ins={
+        "training": dg.AssetIn(key=TRAINING_DATA),
+        # Every validated production batch; only the labeled rows of the latest
+        # monitoring.retrain_window_batches are used. Quarantined batches were never written.
+        "batches": dg.AssetIn(key=PRODUCTION_BATCH, partition_mapping=dg.AllPartitionMapping()),
+    },
     group_name=TRAINING,
     kinds={"scikitlearn", "mlflow"},
     code_version=CODE_VERSION,
@@ -60,12 +84,15 @@ def lineage_tags(context: dg.AssetExecutionContext, raw_md5: str, policy_fingerp
 def model_candidates(
     context: dg.AssetExecutionContext,
     training: pd.DataFrame,
+    batches: dict,
     project: ProjectResource,
     mlflow_session: MlflowSession,
 ):
     """Every model family of the policy (at least an interpretable one and a higher-capacity one), fitted on
     the same training rows with the same seed, hyperparameters chosen by stratified cross-validation on
-    the training rows only.
+    the training rows only. Retraining adds the labeled rows of the latest
+    ``monitoring.retrain_window_batches`` validated production batches; which batches and how many rows
+    is recorded in the metadata and the MLflow runs.
 
     Each candidate is one MLflow run with its tuned and fixed params, cross-validation scores, the model
     (skops, with an explicit list of trusted scikit-learn/numpy types), its signature and tags linking
@@ -77,8 +104,10 @@ def model_candidates(
 
     policy = project.policy()
     raw_md5 = training.attrs.get(RAW_MD5_ATTR, "unknown")
+    training, added = with_labeled_batches(training, batches, policy)
     x = modeling.features(training, policy)
     tags = lineage_tags(context, raw_md5, policy.fingerprint)
+    batches_tag = ",".join(f"{k}:{n}" for k, n in added.items()) or "(none)"
     metric = policy.model.selection.metric
     entries, mismatched = [], []
     for name in policy.model.candidates:
@@ -87,7 +116,8 @@ def model_candidates(
         types = trusted_types(tuned.model)
         size = candidate_lib.model_size(tuned.model)
         run_name = f"{name}-{context.run.run_id[:8]}"
-        with mlflow_session.start_run(policy.model.experiment_name, run_name, {**tags, "candidate.name": name}) as run:
+        run_tags = {**tags, "candidate.name": name, "data.batches": batches_tag}
+        with mlflow_session.start_run(policy.model.experiment_name, run_name, run_tags) as run:
             mlflow.log_params(
                 {
                     "candidate": name,
@@ -151,6 +181,8 @@ def model_candidates(
         "policy_fingerprint": policy.fingerprint,
         "git_commit": tags["git.commit"],
         "feature_columns": policy.data.feature_columns,
+        "training_rows": len(training),
+        "production_batches": added,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     yield dg.Output(
@@ -176,6 +208,8 @@ def model_candidates(
             "raw_data_md5": raw_md5,
             "policy_fingerprint": policy.fingerprint,
             "git_commit": tags["git.commit"],
+            "training_rows": len(training),
+            "production_batches_added": batches_tag,
         },
     )
     yield dg.AssetCheckResult(

@@ -121,3 +121,27 @@ def test_outlier_detector_refits_only_when_the_reference_changes(monitored_home)
         second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
         requested = {r.key for r in second.results if r.true_subset.size}
     assert c.OUTLIER_DETECTOR in requested
+
+
+def test_retraining_adds_the_labeled_batches_and_ends_in_a_verdict(monitored_home):
+    """What the retraining sensor launches: the whole graph, now with the validated batches' labels."""
+    home, _ = monitored_home
+    paths = ProjectPaths(home)
+    training_rows = len(pd.read_parquet(paths.prepared_dir / "training_data.parquet"))
+    with materialize(home) as (result, instance):
+        record = json.loads((paths.models_dir / "model_candidates.json").read_text())
+        champion_event = instance.get_latest_materialization_event(c.CHAMPION_MODEL)
+    added = record["production_batches"]
+    assert list(added) == ["2001", "2002", "drifted-2003"]  # bad-2004 was quarantined, never written
+    assert record["training_rows"] == training_rows + sum(added.values())
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=paths.mlflow_tracking_uri, registry_uri=paths.mlflow_tracking_uri)
+    run = client.get_run(record["candidates"][0]["run_id"])
+    assert run.data.tags["data.batches"] == ",".join(f"{k}:{n}" for k, n in added.items())
+    newest = max(client.search_model_versions("name='arrests_release_model'"), key=lambda v: int(v.version))
+    # On the default data the retrained model stays within the promotion tolerance (ROC AUC 0.694 against
+    # the champion's 0.697) and every gate passes, so it becomes the champion.
+    verdict = newest.tags["promotion.verdict"]
+    assert result.success and verdict.startswith("promoted: every gate passed")
+    assert champion_event.run_id == result.run_id
