@@ -26,10 +26,10 @@ export GX_ANALYTICS_ENABLED := False
 
 DAGSTER_MODULE := -m mlcomops_assets.definitions
 
-.PHONY: help setup run test ui bench lint lock clean dvc-status
+.PHONY: help setup run test ui inbox-demo bench lint lock clean dvc-status
 
 help:
-	@echo "make run | make test | make ui | make lint | make lock | make clean"
+	@echo "make run | make test | make ui | make inbox-demo | make lint | make lock | make clean"
 
 $(UV): requirements/tools.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}"'
@@ -60,6 +60,7 @@ setup: $(STAMPS)/venv $(STAMPS)/dvc $(DAGSTER_HOME)/dagster.yaml
 run: setup
 	@start=$$(date +%s); \
 	dagster job execute $(DAGSTER_MODULE) -j end_to_end -c config/run.yaml; \
+	python -m mlcomops_assets.monitor_all; \
 	dvc commit --force --quiet; \
 	python -m mlcomops_assets.summary --elapsed $$(( $$(date +%s) - start ))
 
@@ -79,6 +80,11 @@ ui: setup
 	reports_pid=$$!; \
 	trap 'kill -INT -- -$$mlflow_pid 2>/dev/null || true; kill $$reports_pid 2>/dev/null || true' EXIT; \
 	dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# With `make ui` running in another terminal: drop a drifted batch into the inbox and time the
+# automatic path from file to verdict (monitoring run, retraining run, promotion verdict).
+inbox-demo: setup
+	python benchmarks/inbox_to_verdict.py
 
 lint: setup
 	ruff check mlcomops_assets mlcomops_assets_tests

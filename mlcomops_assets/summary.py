@@ -85,6 +85,16 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None) -> str:
             f"drift batch {batch:<7} dataset drift={result['dataset_drift']}  "
             f"({result['drifted_columns']}/{len(result['columns'])} columns)  {result['html_path']}"
         )
+    monitored = paths.monitoring_dir / "batch_monitoring"
+    for path in sorted(monitored.glob("*.json")) if monitored.is_dir() else []:
+        m = json.loads(path.read_text())
+        drift = m["data_drift"]
+        lines.append(
+            f"monitored batch     {m['batch']:<14} rows={m['rows']:<6} model v{m['model_uri'].rsplit('/', 1)[-1]}  "
+            f"drift {drift['drifted_columns']}/{len(drift['columns'])} cols  score KS "
+            f"{m['prediction_drift']['score_ks']:.3f}  outliers {m['outlier_share']:.1%}  "
+            f"alarms={', '.join(m['alarms']) or 'none'}"
+        )
     lines += [
         "",
         "where to look:",
