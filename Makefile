@@ -29,7 +29,7 @@ DAGSTER_MODULE := -m mlcomops_assets.definitions
 .PHONY: help setup run test ui inbox-demo bench lint lock clean dvc-status
 
 help:
-	@echo "make run | make test | make ui | make inbox-demo | make lint | make lock | make clean"
+	@echo "make run | make test | make ui | make inbox-demo | make bench | make lint | make lock | make clean"
 
 $(UV): requirements/tools.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}"'
@@ -85,6 +85,10 @@ ui: setup
 # automatic path from file to verdict (monitoring run, retraining run, promotion verdict).
 inbox-demo: setup
 	python benchmarks/inbox_to_verdict.py
+
+# Orchestration overhead and scaling (default data, 100k, 1M rows): benchmarks/out/results.{json,md}.
+bench: setup
+	python benchmarks/run.py $(BENCH_ARGS)
 
 lint: setup
 	ruff check mlcomops_assets mlcomops_assets_tests

@@ -286,6 +286,12 @@ class SelectionSpec(_Strict):
         "least this much of the metric on the holdout, and only among candidates that pass every gate.",
     )
     cv_folds: int = Field(default=5, ge=2, le=20)
+    cv_max_rows: int = Field(
+        default=50_000,
+        ge=100,
+        description="Hyperparameters are searched on a stratified sample of at most this many training rows; "
+        "the chosen candidate is then fitted on all training rows.",
+    )
     bootstrap_samples: int = Field(default=1000, ge=50, le=100_000)
     confidence_level: float = Field(default=0.95, gt=0.5, lt=1.0)
 

@@ -125,6 +125,7 @@ def model_candidates(
                     "interpretable": tuned.spec.interpretable,
                     "seed": policy.seed,
                     "cv_folds": policy.model.selection.cv_folds,
+                    "cv_rows": tuned.cv_rows,
                     "cv_metric": metric,
                     "decision_threshold": policy.model.decision_threshold,
                     "feature_columns": ",".join(policy.data.feature_columns),

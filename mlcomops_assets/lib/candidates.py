@@ -26,15 +26,20 @@ class TunedCandidate:
     cv_mean: float
     cv_std: float
     cv_results: list[dict[str, Any]] = field(default_factory=list)
+    cv_rows: int = 0
 
 
 def tune(name: str, training: pd.DataFrame, policy: Policy) -> TunedCandidate:
     """Grid search with stratified, shuffled folds seeded from the policy; refit on all training rows.
 
+    Above ``model.selection.cv_max_rows`` rows the search runs on a stratified sample of that size (the
+    choice among a few grid points is stable long before that; the cost of the search is folds x grid
+    fits), and the chosen configuration is then fitted on every training row.
     ``n_jobs=1``: results must not depend on how many cores the machine has, and on two cores
     parallel folds cost more in process start-up than they save at this size.
     """
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 
     spec = policy.model.candidates[name]
     selection = policy.model.selection
@@ -42,10 +47,16 @@ def tune(name: str, training: pd.DataFrame, policy: Policy) -> TunedCandidate:
     pipeline = modeling.build_pipeline(policy, spec)
     grid = {f"classifier__{k}": v for k, v in spec.grid.items()} or {"classifier__random_state": [policy.seed]}
     folds = StratifiedKFold(n_splits=selection.cv_folds, shuffle=True, random_state=policy.seed)
+    x_search, y_search = x, y
+    if len(x) > selection.cv_max_rows:
+        x_search, _, y_search, _ = train_test_split(
+            x, y, train_size=selection.cv_max_rows, stratify=y, random_state=policy.seed
+        )
     search = GridSearchCV(
-        pipeline, grid, scoring=_scorer(selection.metric), cv=folds, n_jobs=1, refit=True, error_score="raise"
+        pipeline, grid, scoring=_scorer(selection.metric), cv=folds, n_jobs=1, refit=False, error_score="raise"
     )
-    search.fit(x, y)
+    search.fit(x_search, y_search)
+    model = clone(pipeline).set_params(**search.best_params_).fit(x, y)
     best = search.best_index_
     results = search.cv_results_
     rows = [
@@ -60,11 +71,12 @@ def tune(name: str, training: pd.DataFrame, policy: Policy) -> TunedCandidate:
     return TunedCandidate(
         name=name,
         spec=spec,
-        model=search.best_estimator_,
+        model=model,
         best_params={k.removeprefix("classifier__"): _plain(v) for k, v in search.best_params_.items()},
         cv_mean=float(results["mean_test_score"][best]),
         cv_std=float(results["std_test_score"][best]),
         cv_results=rows,
+        cv_rows=len(x_search),
     )
 
 

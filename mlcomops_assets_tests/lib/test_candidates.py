@@ -32,3 +32,17 @@ def test_model_size_counts_what_a_reader_must_read(training, policy):
     size = candidates.model_size(trees.model)
     assert size["trees"] == policy.model.candidates["gradient_boosting"].params["n_estimators"]
     assert size["tree_nodes"] > 3 * size["trees"]
+
+
+def test_large_training_sets_are_searched_on_a_sample_and_fitted_on_all_rows(training):
+    from mlcomops_assets.policy import parse_policy
+    from mlcomops_assets_tests.conftest import default_policy
+
+    raw = default_policy()
+    raw["model"]["selection"]["cv_max_rows"] = 600
+    policy = parse_policy(raw)
+    tuned = candidates.tune("logistic_regression", training, policy)
+    assert tuned.cv_rows == 600 < len(training)
+    full = modeling.build_pipeline(policy, tuned.spec, **tuned.best_params)
+    x, y = modeling.features(training, policy), modeling.labels(training, policy)
+    np.testing.assert_array_equal(tuned.model.predict_proba(x), full.fit(x, y).predict_proba(x))

@@ -1,0 +1,202 @@
+"""``make bench``: what the orchestration costs, and how the pipeline scales.
+
+For each workload (the default data, then synthetic data of the given sizes, see synthesize.py):
+the whole graph (end_to_end, in-process, persistent instance) with per-step times and peak RSS, the
+same graph again with nothing changed, and the plain-script baseline (baseline.py) with the same
+libraries and settings. Also: the time to import the code location and the time until `dagster dev`
+answers with the code location loaded. Writes benchmarks/out/results.json and results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT = HERE / "out"
+PY = sys.executable
+
+
+def measured(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[dict, float, int]:
+    """Run ``cmd``; return its JSON output, wall seconds and peak RSS in MB, from ``wait4``'s rusage of
+    that child alone (in-process execution keeps all the work in that one process)."""
+    import tempfile
+    import threading
+
+    with tempfile.TemporaryFile(mode="w+") as sink:
+        began = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.DEVNULL, text=True)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - began
+        sink.seek(0)
+        lines = [line for line in sink.read().splitlines() if line.startswith("{")]
+    if not lines:
+        return {"error": f"exit {proc.returncode} after {wall:.0f} s"}, round(wall, 2), usage.ru_maxrss // 1024
+    return json.loads(lines[-1]), round(wall, 2), usage.ru_maxrss // 1024
+
+
+def make_home(rows: int | None, root: Path) -> Path:
+    home = root / (f"rows-{rows}" if rows else "default")
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    shutil.copytree(REPO / "expectations", home / "expectations")
+    policy = yaml.safe_load((REPO / "governance.yaml").read_text())
+    if rows:
+        from synthesize import synthesize
+
+        synthesize(rows, policy["seed"]).to_csv(home / "source.csv", index=False)
+        policy["data"]["source"] = {"kind": "file", "path": "source.csv"}
+    (home / "governance.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+    (home / ".dagster_home").mkdir()
+    shutil.copy(REPO / "config/dagster.yaml", home / ".dagster_home/dagster.yaml")
+    return home
+
+
+def env_for(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(MLCOMOPS_HOME=str(home), DAGSTER_HOME=str(home / ".dagster_home"), PYTHONPATH=str(REPO))
+    return env
+
+
+def import_time(repeats: int = 3) -> list[float]:
+    code = "import time; t=time.perf_counter(); import mlcomops_assets.definitions; print(time.perf_counter()-t)"
+    return [round(float(subprocess.check_output([PY, "-c", code], text=True).split()[-1]), 2) for _ in range(repeats)]
+
+
+def dev_ready(home: Path, port: int = 3310, timeout: float = 180) -> float | None:
+    """Seconds from starting `dagster dev` until GraphQL lists the code location's repository."""
+    query = json.dumps({"query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"})
+    cmd = [
+        str(Path(PY).parent / "dagster"),
+        "dev",
+        "-w",
+        str(REPO / "workspace.yaml"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    began = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env_for(home), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    ready = None
+    try:
+        while time.perf_counter() - began < timeout:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql",
+                    data=query.encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    if '"name"' in response.read().decode():
+                        ready = round(time.perf_counter() - began, 2)
+                        break
+            except OSError:
+                pass
+            time.sleep(0.25)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # own session: SIGINT is not ignored there
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return ready
+
+
+def workload(rows: int | None, root: Path, timeout: float) -> dict:
+    home = make_home(rows, root)
+    env = env_for(home)
+    graph, graph_wall, graph_rss = measured([PY, str(HERE / "graph.py"), str(home)], env, timeout)
+    again, again_wall, _ = measured([PY, str(HERE / "graph.py"), str(home)], env, timeout)
+    base, base_wall, base_rss = measured([PY, str(HERE / "baseline.py"), str(home)], env, timeout)
+    return {
+        "rows": rows or 5226,
+        "graph": {**graph, "wall_s": graph_wall, "peak_rss_mb": graph_rss},
+        "rerun_unchanged": {"wall_s": again_wall, "run_s": again.get("run_s")},
+        "baseline": {**base, "wall_s": base_wall, "peak_rss_mb": base_rss},
+        "overhead_ratio": round(graph_wall / base_wall, 2) if base_wall else None,
+        "overhead_ratio_run_only": round(graph["run_s"] / base["steps_s"]["total"], 2)
+        if "run_s" in graph and "steps_s" in base
+        else None,
+    }
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        f"# Benchmark results ({results['date']})",
+        "",
+        f"Machine: {results['machine']}",
+        "",
+        f"Code location import: {results['import_s']} s (3 fresh processes). "
+        f"`dagster dev` answering with the code location loaded: {results['dev_ready_s']} s.",
+        "",
+        "| rows | graph wall | graph run | peak RSS | re-run unchanged | baseline wall | baseline compute "
+        "| baseline RSS | overhead (wall) | overhead (compute) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for w in results["workloads"]:
+        g, b = w["graph"], w["baseline"]
+        lines.append(
+            f"| {w['rows']:,} | {g['wall_s']} s | {g.get('run_s')} s | {g['peak_rss_mb']} MB "
+            f"| {w['rerun_unchanged']['wall_s']} s | {b['wall_s']} s | {b.get('steps_s', {}).get('total')} s "
+            f"| {b['peak_rss_mb']} MB | {w['overhead_ratio']}x | {w['overhead_ratio_run_only']}x |"
+        )
+    lines += ["", "Per step (graph, seconds):", ""]
+    for w in results["workloads"]:
+        steps = w["graph"].get("steps_s", {})
+        lines.append(
+            f"- {w['rows']:,} rows: " + ", ".join(f"{k} {v}" for k, v in sorted(steps.items(), key=lambda i: -i[1]))
+        )
+    lines += ["", "Per stage (baseline, seconds):", ""]
+    for w in results["workloads"]:
+        lines.append(
+            f"- {w['rows']:,} rows: " + ", ".join(f"{k} {v}" for k, v in w["baseline"].get("steps_s", {}).items())
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="0,100000,1000000", help="rows per workload; 0 = the default data")
+    parser.add_argument("--timeout", type=float, default=3600, help="per measured process")
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    root = OUT / "work"
+    root.mkdir(parents=True, exist_ok=True)
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}",
+        "import_s": import_time(),
+    }
+    results["dev_ready_s"] = dev_ready(make_home(None, root / "dev"))
+    results["workloads"] = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        results["workloads"].append(workload(size or None, root, args.timeout))
+        (OUT / "results.json").write_text(json.dumps(results, indent=2))
+        (OUT / "results.md").write_text(markdown(results))
+        print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
