@@ -59,7 +59,7 @@ setup: $(STAMPS)/venv $(STAMPS)/dvc $(DAGSTER_HOME)/dagster.yaml
 
 run: setup
 	@start=$$(date +%s); \
-	dagster job execute $(DAGSTER_MODULE) -j end_to_end -c config/run.yaml; \
+	python -m mlcomops_assets.pipeline_run; \
 	python -m mlcomops_assets.monitor_all; \
 	dvc commit --force --quiet; \
 	python -m mlcomops_assets.summary --elapsed $$(( $$(date +%s) - start ))

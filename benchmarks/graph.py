@@ -15,6 +15,8 @@ import dagster as dg  # noqa: E402
 
 from mlcomops_assets.constants import END_TO_END_JOB  # noqa: E402
 from mlcomops_assets.definitions import build_defs  # noqa: E402
+from mlcomops_assets.pipeline_run import INPUTS_TAG, inputs, inputs_hash  # noqa: E402
+from mlcomops_assets.settings import ProjectPaths  # noqa: E402
 
 
 def main() -> None:
@@ -23,7 +25,9 @@ def main() -> None:
     defs = build_defs(home)
     instance = dg.DagsterInstance.get()
     began = time.perf_counter()
-    result = defs.resolve_job_def(END_TO_END_JOB).execute_in_process(instance=instance, raise_on_error=False)
+    # Tagged like `make run`, so the re-run (python -m mlcomops_assets.pipeline_run) can tell it is up to date.
+    tags = {INPUTS_TAG: inputs_hash(inputs(ProjectPaths(home), instance))}
+    result = defs.resolve_job_def(END_TO_END_JOB).execute_in_process(instance=instance, tags=tags, raise_on_error=False)
     ended = time.perf_counter()
     steps = {
         s.step_key: round(s.end_time - s.start_time, 2)

@@ -1,4 +1,4 @@
-"""Group fairness with fairlearn: per protected attribute and per intersection of attributes."""
+"""Group fairness, as fairlearn defines it: per protected attribute and per intersection of attributes."""
 
 from __future__ import annotations
 
@@ -26,30 +26,6 @@ def group_labels(frame: pd.DataFrame, attribute: str, policy: Policy) -> pd.Seri
     return values.astype("object").fillna("missing").rename(attribute)
 
 
-def _frame_for(y_true, y_pred, groups: pd.DataFrame | pd.Series):
-    from fairlearn.metrics import (
-        MetricFrame,
-        count,
-        false_positive_rate,
-        selection_rate,
-        true_positive_rate,
-    )
-    from sklearn.metrics import accuracy_score
-
-    return MetricFrame(
-        metrics={
-            "count": count,
-            "selection_rate": selection_rate,
-            "true_positive_rate": true_positive_rate,
-            "false_positive_rate": false_positive_rate,
-            "accuracy": accuracy_score,
-        },
-        y_true=y_true,
-        y_pred=y_pred,
-        sensitive_features=groups,
-    )
-
-
 def gaps_from_cells(cells: np.ndarray) -> dict[str, np.ndarray]:
     """DPD, DPR and EOD from (..., group, label, decision) counts, as fairlearn defines them."""
     # A group without positives (or negatives) has no TPR (FPR); nan-aware reductions skip it.
@@ -69,45 +45,51 @@ def gaps_from_cells(cells: np.ndarray) -> dict[str, np.ndarray]:
         }
 
 
-def _gap_intervals(y_true, y_pred, sensitive, policy: Policy) -> dict[str, dict[str, float]]:
-    """Bootstrap intervals of the gaps (rows resampled with replacement, via the count table)."""
-    keys = pd.MultiIndex.from_frame(sensitive) if isinstance(sensitive, pd.DataFrame) else sensitive
-    codes, uniques = pd.factorize(keys)
-    cells = cell_counts(codes, len(uniques), y_true, y_pred)
-    settings = policy.model.selection
-    boot = gaps_from_cells(resampled_cells(cells, settings.bootstrap_samples, policy.seed))
-    point = gaps_from_cells(cells)
-    return {
-        metric: percentile_interval(float(point[metric]), boot[metric], settings.confidence_level).as_dict()
-        for metric in GAP_METRICS
-    }
+def _codes(groups: pd.Series | pd.DataFrame) -> tuple[np.ndarray, list]:
+    """Integer group codes and the group keys (tuples for intersections), in order of first appearance."""
+    keys = pd.MultiIndex.from_frame(groups) if isinstance(groups, pd.DataFrame) else groups
+    codes, uniques = pd.factorize(keys, sort=True)
+    return codes, list(uniques)
 
 
-def _disparities(y_true, y_pred, groups, counts: pd.Series, min_size: int, policy: Policy) -> dict:
-    """Gaps between groups large enough to analyse; smaller groups are reported, not pooled."""
-    from fairlearn.metrics import (
-        demographic_parity_difference,
-        demographic_parity_ratio,
-        equalized_odds_difference,
-    )
+def _rate(numerator: float, denominator: float) -> float | None:
+    return round(float(numerator / denominator), 4) if denominator else None
 
-    large = counts[counts >= min_size].index
-    if isinstance(groups, pd.DataFrame):
-        keys = pd.MultiIndex.from_frame(groups)
-        mask = keys.isin(large)
-        sensitive = groups.loc[mask]
-    else:
-        mask = groups.isin(large).to_numpy()
-        sensitive = groups.loc[mask]
+
+def _group_rows(cells: np.ndarray, keys: list, min_size: int) -> list[dict]:
+    rows = []
+    for key, c in zip(keys, cells, strict=True):
+        size = int(c.sum())
+        rows.append(
+            {
+                "group": _group_name(key),
+                "count": size,
+                "too_small": size < min_size,
+                "selection_rate": _rate(c[0, 1] + c[1, 1], size),
+                "true_positive_rate": _rate(c[1, 1], c[1].sum()),
+                "false_positive_rate": _rate(c[0, 1], c[0].sum()),
+                "accuracy": _rate(c[0, 0] + c[1, 1], size),
+            }
+        )
+    return rows
+
+
+def _disparities(cells: np.ndarray, min_size: int, policy: Policy) -> dict:
+    """Gaps between the groups large enough to analyse, with bootstrap intervals; smaller groups are
+    reported in the table, not pooled into another group."""
+    large = cells[cells.sum(axis=(1, 2)) >= min_size]
     if len(large) < 2:
         return {"evaluable": False, "reason": f"fewer than two groups with at least {min_size} rows"}
-    yt, yp = y_true[mask], y_pred[mask]
+    settings = policy.model.selection
+    point = gaps_from_cells(large)
+    boot = gaps_from_cells(resampled_cells(large, settings.bootstrap_samples, policy.seed))
     return {
         "evaluable": True,
-        "demographic_parity_difference": float(demographic_parity_difference(yt, yp, sensitive_features=sensitive)),
-        "demographic_parity_ratio": float(demographic_parity_ratio(yt, yp, sensitive_features=sensitive)),
-        "equalized_odds_difference": float(equalized_odds_difference(yt, yp, sensitive_features=sensitive)),
-        "intervals": _gap_intervals(yt, yp, sensitive, policy),
+        **{metric: float(point[metric]) for metric in GAP_METRICS},
+        "intervals": {
+            metric: percentile_interval(float(point[metric]), boot[metric], settings.confidence_level).as_dict()
+            for metric in GAP_METRICS
+        },
     }
 
 
@@ -116,8 +98,16 @@ def _group_name(key) -> str:
 
 
 def fairness_report(frame: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, policy: Policy) -> dict:
-    """Per-group metrics and disparities for every protected attribute and configured intersection."""
+    """Per-group metrics and disparities for every protected attribute and configured intersection.
+
+    Everything is computed from the count table of (group, label, decision), in one pass over the rows.
+    The definitions are fairlearn's (``MetricFrame`` with selection rate, TPR, FPR, accuracy;
+    ``demographic_parity_difference``/``_ratio``, ``equalized_odds_difference``), and the tests hold
+    the results equal to fairlearn's; fairlearn itself loops over groups in Python, which took 25 s for
+    one report on a 180,000-row holdout against well under a second here.
+    """
     gate = policy.gates.fairness
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
     analyses: list[tuple[str, pd.Series | pd.DataFrame]] = [
         (attr, group_labels(frame, attr, policy)) for attr in policy.data.protected_attributes
     ]
@@ -131,26 +121,11 @@ def fairness_report(frame: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray,
         "attributes": {},
     }
     for name, groups in analyses:
-        mf = _frame_for(y_true, y_pred, groups)
-        by_group = mf.by_group
-        counts = by_group["count"]
-        rows = []
-        for key, values in by_group.iterrows():
-            size = int(values["count"])
-            rows.append(
-                {
-                    "group": _group_name(key),
-                    "count": size,
-                    "too_small": size < gate.min_group_size,
-                    **{
-                        m: (None if pd.isna(values[m]) else round(float(values[m]), 4))
-                        for m in ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
-                    },
-                }
-            )
+        codes, keys = _codes(groups)
+        cells = cell_counts(codes, len(keys), y_true, y_pred)
         report["attributes"][name] = {
-            "groups": rows,
-            **_disparities(y_true, y_pred, groups, counts, gate.min_group_size, policy),
+            "groups": _group_rows(cells, keys, gate.min_group_size),
+            **_disparities(cells, gate.min_group_size, policy),
         }
     return report
 

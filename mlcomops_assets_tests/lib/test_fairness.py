@@ -48,3 +48,55 @@ def test_small_groups_are_flagged_and_excluded_not_pooled(policy):
     assert colour["evaluable"] is False and "fewer than two groups" in colour["reason"]
     assert "colour x sex" in report["attributes"]
     assert not any(v.attribute == "colour" for v in gate_violations(report, policy))
+
+
+def test_report_equals_fairlearn_on_groups_and_gaps(policy):
+    from fairlearn.metrics import (
+        MetricFrame,
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "colour": rng.choice(["White", "Black"], n, p=[0.7, 0.3]),
+            "sex": rng.choice(["Male", "Female"], n, p=[0.9, 0.1]),
+            "age": rng.integers(15, 70, n),
+            "citizen": rng.choice(["Yes", "No"], n, p=[0.85, 0.15]),
+        }
+    )
+    y_true = rng.integers(0, 2, n)
+    y_pred = (rng.random(n) < np.where(frame["colour"] == "White", 0.9, 0.7)).astype(int)
+    report = fairness_report(frame, y_true, y_pred, policy)
+    for name, sensitive in (("colour", frame["colour"]), ("colour x sex", frame[["colour", "sex"]])):
+        mf = MetricFrame(
+            metrics={"selection_rate": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
+            y_true=y_true,
+            y_pred=y_pred,
+            sensitive_features=sensitive,
+        )
+        ours = {g["group"]: g for g in report["attributes"][name]["groups"]}
+        for key, row in mf.by_group.iterrows():
+            label = " & ".join(key) if isinstance(key, tuple) else key
+            assert ours[label]["selection_rate"] == round(row["selection_rate"], 4)
+            assert ours[label]["true_positive_rate"] == round(row["tpr"], 4)
+            assert ours[label]["false_positive_rate"] == round(row["fpr"], 4)
+        result = report["attributes"][name]
+        assert np.isclose(
+            result["demographic_parity_difference"],
+            demographic_parity_difference(y_true, y_pred, sensitive_features=sensitive),
+        )
+        assert np.isclose(
+            result["demographic_parity_ratio"], demographic_parity_ratio(y_true, y_pred, sensitive_features=sensitive)
+        )
+        assert np.isclose(
+            result["equalized_odds_difference"], equalized_odds_difference(y_true, y_pred, sensitive_features=sensitive)
+        )
+        interval = result["intervals"]["demographic_parity_difference"]
+        assert interval["low"] <= result["demographic_parity_difference"] <= interval["high"]

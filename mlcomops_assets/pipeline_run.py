@@ -1,0 +1,139 @@
+"""Run the end-to-end job unless its inputs are unchanged since the last successful run, and say which.
+
+The inputs that determine the graph's result are: the source data (the file's MD5, or the pinned
+package that ships the default data), the validated policy (its fingerprint), the code (a hash of the
+package's source files, the hand-written expectations and the lock file) and the validated production
+batches that retraining may add (the newest batch materialization). Their hash is recorded as the run
+tag ``mlcomops/inputs``. When the last successful ``end_to_end`` run carries the same hash and its
+results are still there (the model version in the registry, the champion record on disk), nothing is
+recomputed and this prints why. ``--force`` runs anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import dagster as dg
+
+import mlcomops_assets
+from mlcomops_assets.constants import END_TO_END_JOB, PRODUCTION_BATCH, TRIGGER_TAG
+from mlcomops_assets.lib.files import file_md5
+from mlcomops_assets.policy import Policy, load_policy
+from mlcomops_assets.settings import ProjectPaths, default_home
+
+INPUTS_TAG = "mlcomops/inputs"
+_PACKAGE = Path(mlcomops_assets.__file__).resolve().parent
+_REPO = _PACKAGE.parent
+
+
+def _code_hash() -> str:
+    digest = hashlib.sha256()
+    files = sorted(_PACKAGE.rglob("*.py")) + sorted((_REPO / "requirements").glob("*.lock"))
+    for path in files:
+        digest.update(str(path.relative_to(_REPO)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _source_identity(policy: Policy, paths: ProjectPaths) -> str:
+    source = policy.data.source
+    if source.kind == "sklego_arrests":
+        return f"sklego_arrests@scikit-lego=={version('scikit-lego')}"
+    path = paths.home / (source.path or "")
+    return f"file:{source.path}:{file_md5(path) if path.is_file() else 'missing'}"
+
+
+def _expectations_hash(policy: Policy, paths: ProjectPaths) -> str:
+    if not policy.data.extra_expectations:
+        return "none"
+    path = paths.home / policy.data.extra_expectations
+    return file_md5(path) if path.is_file() else "missing"
+
+
+def inputs(paths: ProjectPaths, instance: dg.DagsterInstance) -> dict[str, str]:
+    """What the end-to-end result depends on, each part readable, so the skip message can name them."""
+    policy = load_policy(paths.policy_file)
+    batches = instance.fetch_materializations(PRODUCTION_BATCH, limit=1).records
+    return {
+        "source": _source_identity(policy, paths),
+        "policy": policy.fingerprint,
+        "expectations": _expectations_hash(policy, paths),
+        "code": _code_hash(),
+        "batches": str(batches[0].storage_id) if batches else "none",
+    }
+
+
+def inputs_hash(parts: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _results_present(paths: ProjectPaths, policy: Policy) -> bool:
+    champion = paths.data_dir / "champion" / "champion_model.json"
+    record = paths.models_dir / "trained_model.json"
+    if not (champion.exists() and record.exists()):
+        return False
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    registered = json.loads(record.read_text())
+    client = MlflowClient(tracking_uri=paths.mlflow_tracking_uri, registry_uri=paths.mlflow_tracking_uri)
+    try:
+        client.get_model_version(policy.model.registered_name, registered["version"])
+    except MlflowException:
+        return False
+    return True
+
+
+def up_to_date_run(paths: ProjectPaths, instance: dg.DagsterInstance, digest: str) -> dg.DagsterRun | None:
+    """The last successful end-to-end run with the same inputs, if its results are still there."""
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(job_name=END_TO_END_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
+    )
+    if not runs or runs[0].tags.get(INPUTS_TAG) != digest:
+        return None
+    return runs[0] if _results_present(paths, load_policy(paths.policy_file)) else None
+
+
+def run(force: bool = False, trigger: str = "make run") -> bool:
+    """Run end_to_end on the project's instance unless it is up to date; True when the result is good."""
+    from mlcomops_assets.definitions import build_defs
+
+    paths = ProjectPaths(default_home())
+    instance = dg.DagsterInstance.get()
+    parts = inputs(paths, instance)
+    digest = inputs_hash(parts)
+    previous = None if force else up_to_date_run(paths, instance, digest)
+    if previous is not None:
+        print(
+            f"up to date: source {parts['source']}, policy {parts['policy']}, code {parts['code']}, "
+            f"expectations {parts['expectations']} and production batches are unchanged since run "
+            f"{previous.run_id} (inputs {digest}); nothing recomputed. Use --force to run anyway."
+        )
+        return True
+    result = (
+        build_defs(paths.home)
+        .resolve_job_def(END_TO_END_JOB)
+        .execute_in_process(
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            tags={INPUTS_TAG: digest, TRIGGER_TAG: trigger},
+            raise_on_error=False,
+        )
+    )
+    return result.success
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--force", action="store_true", help="run even when the inputs are unchanged")
+    args = parser.parse_args()
+    sys.exit(0 if run(force=args.force) else 1)
+
+
+if __name__ == "__main__":
+    main()
