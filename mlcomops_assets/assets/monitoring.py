@@ -134,7 +134,11 @@ def outlier_detector(reference: pd.DataFrame, project: ProjectResource):
     policy = project.policy()
     detector = fit_detector(reference, policy)
     path = write_atomic(project.paths.monitoring_dir / "outlier_detector.joblib", lambda p: joblib.dump(detector, p))
-    share = outlier_share(detector, reference, policy)
+    # The share on the rows it was fitted on checks the calibration; scoring every reference row adds nothing.
+    fitted_on = reference
+    if len(reference) > policy.monitoring.outlier_fit_sample:
+        fitted_on = reference.sample(policy.monitoring.outlier_fit_sample, random_state=policy.seed)
+    share = outlier_share(detector, fitted_on, policy)
     record = {
         "path": str(path.relative_to(project.paths.home)),
         "reference_rows": len(reference),

@@ -112,7 +112,8 @@ def model_candidates(
     entries, mismatched = [], []
     for name in policy.model.candidates:
         tuned = candidate_lib.tune(name, training, policy)
-        scores = tuned.model.predict_proba(x)[:, 1]
+        # Only the signature needs scores: 200 rows, not the whole training set.
+        scores = tuned.model.predict_proba(x.head(200))[:, 1]
         types = trusted_types(tuned.model)
         size = candidate_lib.model_size(tuned.model)
         run_name = f"{name}-{context.run.run_id[:8]}"
@@ -149,7 +150,7 @@ def model_candidates(
             info = mlflow.sklearn.log_model(
                 tuned.model,
                 name="model",
-                signature=infer_signature(x.head(200), scores[:200]),
+                signature=infer_signature(x.head(200), scores),
                 skops_trusted_types=types,
                 pip_requirements=pip_requirements(),
             )

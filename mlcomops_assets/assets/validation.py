@@ -1,12 +1,14 @@
 """Validation: the policy's data contract as Great Expectations checks, and the validated dataset.
 
 Every rule is its own Dagster check on ``raw_data``; critical rules are blocking with ERROR severity,
-warnings do not block. ``validated_data`` runs the contract again on the exact bytes it reads and
-refuses to build on any critical failure, so failed data never flows downstream, whether the graph, a
-subset or a sensor launched the run (a blocking check only stops steps within its own run).
+warnings do not block. ``validated_data`` builds only on bytes that passed the whole contract: their
+MD5 and the policy fingerprint match a passing validation recorded by the checks, or it runs the
+contract again on the exact bytes it reads; so failed data never flows downstream, whether the graph,
+a subset or a sensor launched the run (a blocking check only stops steps within its own run).
 Direct identifiers are dropped or pseudonymized here and never reach the validated layer in clear.
 """
 
+import json
 from typing import Any
 
 import dagster as dg
@@ -14,7 +16,7 @@ import pandas as pd
 
 from mlcomops_assets.assets.ingestion import RAW_MD5_ATTR
 from mlcomops_assets.constants import NO_PROXY_FEATURES, RAW_DATA, VALIDATED_DATA, VALIDATION
-from mlcomops_assets.lib.files import file_md5
+from mlcomops_assets.lib.files import file_md5, write_json
 from mlcomops_assets.lib.gx_validation import RuleResult, Validation, blocking_failures, unreadable, validate
 from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, key_id, load_key, pseudonymize
 from mlcomops_assets.lib.rules import rules_from_policy
@@ -44,6 +46,34 @@ def run_contract(
         return None, Validation(unreadable(rules, str(exc)))
     docs_dir = project.paths.validation_dir / "data_docs" if with_docs else None
     return frame, validate(frame, rules, SUITE_NAME, docs_dir)
+
+
+def _verdict_file(project: ProjectResource):
+    return project.paths.validation_dir / "contract_verdict.json"
+
+
+def record_verdict(project: ProjectResource, raw_md5: str, policy: Policy, validation: Validation) -> None:
+    """Which exact bytes passed (or failed) the full contract under which policy, for validated_data."""
+    write_json(
+        _verdict_file(project),
+        {
+            "raw_md5": raw_md5,
+            "policy_fingerprint": policy.fingerprint,
+            "passed": not blocking_failures(validation.results),
+            "rules_passed": sum(r.passed for r in validation.results),
+            "rules_evaluated": len(validation.results),
+        },
+    )
+
+
+def passing_verdict(project: ProjectResource, raw_md5: str, policy: Policy) -> dict | None:
+    """The recorded verdict if these exact bytes passed the contract under this exact policy."""
+    path = _verdict_file(project)
+    if not path.exists():
+        return None
+    verdict = json.loads(path.read_text(encoding="utf-8"))
+    same = verdict.get("raw_md5") == raw_md5 and verdict.get("policy_fingerprint") == policy.fingerprint
+    return verdict if same and verdict.get("passed") else None
 
 
 def _result_metadata(result: RuleResult) -> dict[str, Any]:
@@ -79,7 +109,9 @@ def build_contract_checks(policy: Policy, home) -> dg.AssetChecksDefinition:
         features, hand-written expectations) validated with Great Expectations; GX Data Docs are kept
         under data/validation/ and linked from every check. Critical rules block everything downstream."""
         current = project.policy()
+        raw_md5 = file_md5(_raw_path(project, current))  # before reading, as validated_data does
         _, validation = run_contract(project, current, with_docs=True)
+        record_verdict(project, raw_md5, current, validation)
         by_name = {r.rule: r for r in validation.results}
         links: dict[str, Any] = {}
         if validation.docs_page is not None:
@@ -125,14 +157,28 @@ def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) 
 
     Identifier columns never pass in clear: they are dropped, or replaced by a keyed HMAC-SHA-256
     pseudonym when the policy says `treatment: pseudonymize` (key from the environment, never logged).
-    Ignored columns are dropped. The contract is re-run on the exact file read, and any critical
-    failure stops this asset with the failed rules, columns and row counts.
+    Ignored columns are dropped. It only builds on bytes that passed the whole contract: the file's MD5
+    and the policy fingerprint must match a passing validation recorded by the contract checks, or the
+    contract is re-run here on the exact file read; any critical failure stops this asset with the
+    failed rules, columns and row counts.
     """
     policy = project.policy()
     # Hash before reading: the version recorded is never newer than the bytes validated.
     raw_md5 = file_md5(_raw_path(project, policy))
-    frame, validation = run_contract(project, policy)
-    failures = blocking_failures(validation.results)
+    verdict = passing_verdict(project, raw_md5, policy)
+    if verdict is not None:
+        # The same bytes passed the full contract under this policy (the checks of this run, usually):
+        # validating them a second time would only double the cost on large data.
+        frame = read_raw(_raw_path(project, policy), policy.data)
+        counts = {"rules_passed": verdict["rules_passed"], "rules_evaluated": verdict["rules_evaluated"]}
+        failures = []
+    else:
+        frame, validation = run_contract(project, policy)
+        failures = blocking_failures(validation.results)
+        counts = {
+            "rules_passed": sum(r.passed for r in validation.results),
+            "rules_evaluated": len(validation.results),
+        }
     if frame is None or failures:
         shown = failures[:20]
         raise dg.Failure(
@@ -165,8 +211,8 @@ def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) 
                 ]
             ),
             "raw_data_md5": raw_md5,
-            "rules_passed": sum(r.passed for r in validation.results),
-            "rules_evaluated": len(validation.results),
+            **counts,
+            "contract": "verified by MD5 against the checks' passing validation" if verdict else "re-run here",
             "purpose": policy.data.purpose,
             "legal_basis": policy.data.legal_basis,
             **treatment,

@@ -168,3 +168,20 @@ def test_failed_data_is_never_consumed_by_a_subset_run(home_factory):
         message = failure.event_specific_data.error.message
         assert "region__allowed_values" in message and "'region'" in message and "5 of 2,400 rows" in message
     assert validated.read_bytes() == good
+
+
+def test_contract_verdict_is_tied_to_the_bytes_and_the_policy(tmp_path):
+    from mlcomops_assets.assets.validation import passing_verdict, record_verdict
+    from mlcomops_assets.lib.gx_validation import Validation
+    from mlcomops_assets.policy import parse_policy
+    from mlcomops_assets.resources import ProjectResource
+    from mlcomops_assets_tests.conftest import default_policy, write_home
+
+    project = ProjectResource(home=str(write_home(tmp_path / "home")))
+    policy = parse_policy(default_policy())
+    record_verdict(project, "md5-a", policy, Validation([]))
+    assert passing_verdict(project, "md5-a", policy)["passed"] is True
+    assert passing_verdict(project, "md5-b", policy) is None  # other bytes: the contract runs again
+    raw = default_policy()
+    raw["data"]["min_class_share"] = 0.2
+    assert passing_verdict(project, "md5-a", parse_policy(raw)) is None  # other policy: runs again
