@@ -41,6 +41,7 @@ def main() -> None:
                 "import_s": round(loaded - start, 2),
                 "run_s": round(ended - began, 2),
                 "steps_s": steps,
+                "until_output_s": round(time.perf_counter() - start, 2),  # the rest of the wall time is exit
             }
         )
     )
