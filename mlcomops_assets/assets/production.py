@@ -15,7 +15,7 @@ from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.batches import batch_rules, inbox_files, labeled_rows, quarantine
 from mlcomops_assets.lib.files import file_md5
 from mlcomops_assets.lib.gx_validation import blocking_failures, unreadable, validate
-from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, load_key, pseudonymize
+from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, protect_identifiers
 from mlcomops_assets.lib.sources import SourceError, read_raw, typed
 from mlcomops_assets.lib.splitting import BATCH_COLUMN
 from mlcomops_assets.resources import MlflowSession, ProjectResource
@@ -42,15 +42,10 @@ def _from_inbox(context: dg.AssetExecutionContext, path, project: ProjectResourc
             + "\n".join(f"  - {f.message}" for f in failures[:20]),
             metadata={"failed_rules": ", ".join(f.rule for f in failures), "file_md5": md5},
         )
-    out = typed(frame, policy.data)
-    if policy.data.pseudonymized_columns:
-        try:
-            key = load_key(policy.pseudonymization)
-        except PseudonymKeyError as exc:
-            raise dg.Failure(description=str(exc)) from None
-        for name in policy.data.pseudonymized_columns:
-            if name in out.columns:
-                out[name] = pseudonymize(out[name], key)
+    try:
+        out, _ = protect_identifiers(typed(frame, policy.data), policy)
+    except PseudonymKeyError as exc:
+        raise dg.Failure(description=str(exc)) from None
     return out, {"source": f"inbox/{path.name}", "file_md5": md5, "rules_passed": len(results)}
 
 

@@ -18,7 +18,7 @@ from mlcomops_assets.assets.ingestion import RAW_MD5_ATTR
 from mlcomops_assets.constants import NO_PROXY_FEATURES, RAW_DATA, VALIDATED_DATA, VALIDATION
 from mlcomops_assets.lib.files import file_md5, write_json
 from mlcomops_assets.lib.gx_validation import RuleResult, Validation, blocking_failures, unreadable, validate
-from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, key_id, load_key, pseudonymize
+from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, protect_identifiers
 from mlcomops_assets.lib.rules import rules_from_policy
 from mlcomops_assets.lib.sources import SourceError, read_raw, typed
 from mlcomops_assets.metadata import table
@@ -188,17 +188,14 @@ def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) 
             ),
             metadata={"failed_rules": ", ".join(f.rule for f in failures)},
         )
-    out = typed(frame, policy.data)
     treatment: dict[str, Any] = {"dropped_columns": ", ".join(policy.data.dropped_columns) or "(none)"}
-    if policy.data.pseudonymized_columns:
-        try:
-            key = load_key(policy.pseudonymization)
-        except PseudonymKeyError as exc:
-            raise dg.Failure(description=str(exc)) from None
-        for name in policy.data.pseudonymized_columns:
-            out[name] = pseudonymize(out[name], key)
+    try:
+        out, used_key = protect_identifiers(typed(frame, policy.data), policy)
+    except PseudonymKeyError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    if used_key is not None:
         treatment["pseudonymized_columns"] = ", ".join(policy.data.pseudonymized_columns)
-        treatment["pseudonym_key_id"] = key_id(key)
+        treatment["pseudonym_key_id"] = used_key
     out.attrs[RAW_MD5_ATTR] = raw_md5
     return dg.Output(
         out,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlcomops_assets.policy import PseudonymizationSpec
+from mlcomops_assets.policy import Policy, PseudonymizationSpec
 
 MIN_KEY_BYTES = 16
 
@@ -57,3 +57,17 @@ def pseudonymize(values: pd.Series, key: bytes) -> pd.Series:
         return hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
 
     return values.map(one).astype("object")
+
+
+def protect_identifiers(frame: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, str | None]:
+    """Replace every identifier column the policy pseudonymizes (those present in ``frame``) by its keyed
+    pseudonym; returns the frame and the key id (None when nothing is pseudonymized). Raises
+    ``PseudonymKeyError`` when a key is needed and missing."""
+    columns = [c for c in policy.data.pseudonymized_columns if c in frame.columns]
+    if not columns:
+        return frame, None
+    key = load_key(policy.pseudonymization)
+    out = frame.copy()
+    for name in columns:
+        out[name] = pseudonymize(out[name], key)
+    return out, key_id(key)

@@ -32,3 +32,24 @@ def test_missing_or_short_key_is_a_clear_error(tmp_path):
     assert len(key_id(key)) == 12 and key_id(key) not in key.decode()
     with pytest.raises(PseudonymKeyError, match="not a file"):
         load_key(SPEC, environ={"MLCOMOPS_PSEUDONYM_KEY_FILE": str(tmp_path / "nope")})
+
+
+def test_protect_identifiers_replaces_declared_identifiers_only(monkeypatch):
+    from mlcomops_assets.lib.pseudonyms import protect_identifiers
+    from mlcomops_assets.policy import parse_policy
+    from mlcomops_assets_tests.data_factory import credit_policy
+
+    policy = parse_policy(credit_policy("inbox/applications.csv"))
+    (column,) = policy.data.pseudonymized_columns
+    frame = pd.DataFrame({column: ["APP-1", "APP-2"], "income": [1.0, 2.0]})
+    monkeypatch.delenv(SPEC.key_env, raising=False)
+    monkeypatch.delenv(SPEC.key_file_env, raising=False)
+    with pytest.raises(PseudonymKeyError):
+        protect_identifiers(frame, policy)
+    monkeypatch.setenv(SPEC.key_env, "k" * 32)
+    out, used = protect_identifiers(frame, policy)
+    assert used == key_id(b"k" * 32)
+    assert not set(out[column]) & {"APP-1", "APP-2"} and list(out["income"]) == [1.0, 2.0]
+    assert list(frame[column]) == ["APP-1", "APP-2"]  # the input is not modified
+    unrelated, none = protect_identifiers(frame.drop(columns=column), policy)
+    assert none is None and list(unrelated.columns) == ["income"]
