@@ -15,7 +15,7 @@ import dagster as dg  # noqa: E402
 
 from mlcomops_assets.constants import END_TO_END_JOB  # noqa: E402
 from mlcomops_assets.definitions import build_defs  # noqa: E402
-from mlcomops_assets.pipeline_run import INPUTS_TAG, inputs, inputs_hash  # noqa: E402
+from mlcomops_assets.pipeline_run import INPUTS_TAG, finish, inputs, inputs_hash  # noqa: E402
 from mlcomops_assets.settings import ProjectPaths  # noqa: E402
 
 
@@ -49,3 +49,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    finish(0)  # exits as `make run` does (python -m mlcomops_assets.pipeline_run)

@@ -8,11 +8,13 @@ daily schedule and the inbox sensor do the same on their own.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import dagster as dg
 
 from mlcomops_assets.constants import BATCH_MONITORING, BATCH_TAG, MONITOR_BATCH_JOB, PRODUCTION_BATCHES, TRIGGER_TAG
 from mlcomops_assets.definitions import defs
+from mlcomops_assets.pipeline_run import finish
 
 
 def main() -> None:
@@ -34,7 +36,8 @@ def main() -> None:
         if not result.success:
             failed.append(key)
     if failed:
-        raise SystemExit(f"monitoring failed for batch(es) {', '.join(failed)}: see the runs in the Dagster UI")
+        print(f"monitoring failed for batch(es) {', '.join(failed)}: see the runs in the Dagster UI", file=sys.stderr)
+    finish(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -128,11 +129,21 @@ def run(force: bool = False, trigger: str = "make run") -> bool:
     return result.success
 
 
+def finish(code: int) -> None:
+    """Exit without the interpreter's finalization: after a run, tearing down the modules of Dagster,
+    MLflow, GX, Evidently and SHAP took 3.0 s (measured; atexit handlers took 0.0 s). Everything that
+    matters is stored by then (SQLite commits per event, MLflow runs are ended, files are renamed into
+    place), so only the output streams need flushing."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--force", action="store_true", help="run even when the inputs are unchanged")
     args = parser.parse_args()
-    sys.exit(0 if run(force=args.force) else 1)
+    finish(0 if run(force=args.force) else 1)
 
 
 if __name__ == "__main__":
