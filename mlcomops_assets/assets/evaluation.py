@@ -13,7 +13,7 @@ from mlcomops_assets.constants import (
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.evaluation import performance
 from mlcomops_assets.lib.gates import apply_waivers, evaluation_violations, today
-from mlcomops_assets.lib.uncertainty import accuracy_intervals, auc_interval
+from mlcomops_assets.lib.uncertainty import performance_intervals
 from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
@@ -47,15 +47,8 @@ def model_evaluation(
     scores = modeling.positive_scores(model, holdout, policy)
     report = performance(modeling.labels(holdout, policy), scores, modeling.decisions(scores, policy))
     report["model_uri"] = model_record["model_uri"]
-    settings = policy.model.selection
     y = modeling.labels(holdout, policy)
-    intervals = {"roc_auc": auc_interval(y, scores, settings.confidence_level)}
-    intervals.update(
-        accuracy_intervals(
-            y, modeling.decisions(scores, policy), settings.confidence_level, settings.bootstrap_samples, policy.seed
-        )
-    )
-    report["intervals"] = {k: v.as_dict() for k, v in intervals.items()}
+    report["intervals"] = performance_intervals(y, scores, modeling.decisions(scores, policy), policy)
     scalars = {k: v for k, v in report.items() if isinstance(v, float)}
     mlflow_session.log_evidence(
         model_record["run_id"],
@@ -78,7 +71,10 @@ def model_evaluation(
             **{k: float(v) for k, v in scalars.items()},
             "dagster/row_count": report["rows"],
             "model_uri": model_record["model_uri"],
-            **{f"{k}/ci": str(v) for k, v in intervals.items()},
+            **{
+                f"{k}/ci": f"{v['estimate']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
+                for k, v in report["intervals"].items()
+            },
             "calibration": table(report["calibration"]),
             "mlflow_run": dg.MetadataValue.url(
                 mlflow_session.run_url(model_record["experiment_id"], model_record["run_id"])

@@ -38,7 +38,7 @@ def _from_inbox(context: dg.AssetExecutionContext, path, project: ProjectResourc
         moved = quarantine(path, project.paths.quarantine_dir, [f.message for f in failures])
         raise dg.Failure(
             description=f"batch {context.partition_key} ({path.name}) breaks {len(failures)} rule(s) of the data "
-            f"contract and was moved to {moved.path.relative_to(project.paths.home)}; nothing was scored:\n"
+            f"contract and was moved to {moved.relative_to(project.paths.home)}; nothing was scored:\n"
             + "\n".join(f"  - {f.message}" for f in failures[:20]),
             metadata={"failed_rules": ", ".join(f.rule for f in failures), "file_md5": md5},
         )

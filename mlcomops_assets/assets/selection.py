@@ -16,11 +16,12 @@ from mlcomops_assets.constants import (
 )
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.evaluation import performance
-from mlcomops_assets.lib.fairness import fairness_report, gate_violations, largest_gap
+from mlcomops_assets.lib.fairness import fairness_report, largest_gap
 from mlcomops_assets.lib.files import write_atomic
-from mlcomops_assets.lib.gates import GateOutcome, apply_waivers, evaluation_violations, today
+from mlcomops_assets.lib.gates import GateOutcome, today
+from mlcomops_assets.lib.promotion import gate_outcome
 from mlcomops_assets.lib.selection import preferred
-from mlcomops_assets.lib.uncertainty import accuracy_intervals, auc_difference, auc_interval
+from mlcomops_assets.lib.uncertainty import auc_difference, performance_intervals
 from mlcomops_assets.policy import Policy
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
@@ -48,19 +49,10 @@ def _evaluate(
     on,
 ) -> tuple[dict[str, Any], GateOutcome]:
     """Holdout performance with intervals, calibration, fairness with intervals, and the gate outcome."""
-    settings = policy.model.selection
     perf = performance(y, scores, decisions)
-    intervals = {"roc_auc": auc_interval(y, scores, settings.confidence_level).as_dict()}
-    intervals.update(
-        {
-            k: v.as_dict()
-            for k, v in accuracy_intervals(
-                y, decisions, settings.confidence_level, settings.bootstrap_samples, policy.seed
-            ).items()
-        }
-    )
+    intervals = performance_intervals(y, scores, decisions, policy)
     fairness = fairness_report(holdout, y, decisions, policy)
-    outcome = apply_waivers(evaluation_violations(perf, policy) + gate_violations(fairness, policy), policy, on)
+    outcome = gate_outcome(perf, fairness, policy, on)
     result = {
         "name": name,
         "holdout": {k: round(float(perf[k]), 5) for k in _HOLDOUT_KEYS},
@@ -70,9 +62,7 @@ def _evaluate(
         "largest_fairness_gap": round(largest_gap(fairness), 5),
         "gates": {
             "passed": outcome.passed,
-            "blocking": [
-                f"{v.gate} gate: {t}" for v, t in zip(outcome.blocking, outcome.blocking_texts(on), strict=True)
-            ],
+            "blocking": outcome.failure_texts(on),
             "waived": outcome.waived_texts(),
         },
     }

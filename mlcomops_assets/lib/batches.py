@@ -9,10 +9,8 @@ batch, and the label may be missing (unlabeled batches are scored and monitored,
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,13 +79,7 @@ def batch_rules(policy: Policy, home: Path, labeled: bool) -> list[Rule]:
     return rules
 
 
-@dataclass(frozen=True)
-class Quarantined:
-    path: Path
-    reason_file: Path
-
-
-def quarantine(path: Path, quarantine_dir: Path, reasons: list[str]) -> Quarantined:
+def quarantine(path: Path, quarantine_dir: Path, reasons: list[str]) -> Path:
     """Move a refused file out of the inbox, with a JSON note of the failed rules (names and counts only,
     never the offending values), so the sensor does not pick it up again and nothing is half-ingested."""
     quarantine_dir.mkdir(parents=True, exist_ok=True)
@@ -95,17 +87,11 @@ def quarantine(path: Path, quarantine_dir: Path, reasons: list[str]) -> Quaranti
     target = quarantine_dir / f"{stamp}-{path.name}"
     md5 = file_md5(path)
     shutil.move(str(path), target)
-    note = write_json(
+    write_json(
         target.with_name(target.name + ".reason.json"),
         {"file": path.name, "md5": md5, "quarantined_at": stamp, "failed_rules": reasons},
     )
-    return Quarantined(target, note)
-
-
-def quarantined_notes(quarantine_dir: Path) -> list[dict]:
-    if not quarantine_dir.is_dir():
-        return []
-    return [json.loads(p.read_text()) for p in sorted(quarantine_dir.glob("*.reason.json"))]
+    return target
 
 
 def labeled_rows(frame: pd.DataFrame, policy: Policy) -> pd.DataFrame:

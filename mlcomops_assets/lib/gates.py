@@ -84,6 +84,10 @@ class GateOutcome:
             texts.append(violation.text + (f" ({'; '.join(notes)})" if notes else ""))
         return texts
 
+    def failure_texts(self, on: dt.date) -> list[str]:
+        """Each blocking violation prefixed with its gate, as verdicts show them."""
+        return [f"{v.gate} gate: {t}" for v, t in zip(self.blocking, self.blocking_texts(on), strict=True)]
+
     def waived_texts(self) -> list[str]:
         return [f"{v.text}: {describe_waiver(w)}" for v, w in self.waived]
 

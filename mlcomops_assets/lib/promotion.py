@@ -46,7 +46,7 @@ def gate_failures(
 ) -> tuple[list[str], list[str]]:
     """Every gate the candidate breaks (with its numbers), and every violation a valid waiver excuses."""
     outcome = gate_outcome(evaluation, fairness, policy, on)
-    failures = [f"{v.gate} gate: {text}" for v, text in zip(outcome.blocking, outcome.blocking_texts(on), strict=True)]
+    failures = outcome.failure_texts(on)
     if not explainer["additivity_error"] <= tolerance:
         failures.append(f"explainability gate: SHAP additivity error {explainer['additivity_error']:.2e}")
     return failures, outcome.waived_texts()

@@ -10,8 +10,12 @@ resampling rows with replacement, but costs O(samples x cells) instead of O(samp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mlcomops_assets.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -115,3 +119,11 @@ def accuracy_intervals(
         "accuracy": percentile_interval(float(accuracy(cells)), accuracy(boot), level),
         "balanced_accuracy": percentile_interval(float(balanced(cells)), balanced(boot), level),
     }
+
+
+def performance_intervals(y_true: np.ndarray, scores: np.ndarray, y_pred: np.ndarray, policy: Policy) -> dict:
+    """ROC AUC (DeLong), accuracy and balanced accuracy (bootstrap) at the policy's level, as dicts."""
+    settings = policy.model.selection
+    found = {"roc_auc": auc_interval(y_true, scores, settings.confidence_level)}
+    found.update(accuracy_intervals(y_true, y_pred, settings.confidence_level, settings.bootstrap_samples, policy.seed))
+    return {k: v.as_dict() for k, v in found.items()}
