@@ -1,8 +1,8 @@
 """A read-only HTTP server for the HTML evidence (Data Docs, drift reports, plots) linked from Dagster.
 
 Browsers do not open ``file://`` links from an ``http://`` page, so ``make ui`` serves the report
-folders on 127.0.0.1. Only ``data/reports/``, ``data/selection/`` and ``data/validation/`` are served: the data layers,
-which hold personal data, are never exposed.
+folders on 127.0.0.1. Only ``data/reports/``, ``data/selection/``, ``data/batch_reports/`` and
+``data/validation/`` are served: the data layers, which hold personal data, are never exposed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class ReportHandler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if not self._allowed():
-            self.send_error(403, "only data/reports, data/selection and data/validation are served")
+            self.send_error(403, "only data/reports, data/selection, data/batch_reports and data/validation are served")
             return
         super().do_GET()
 
