@@ -37,18 +37,19 @@ BATCH_MONITORING = dg.AssetKey("batch_monitoring")
 PRODUCTION_BATCHES = dg.DynamicPartitionsDefinition(name="production_batches")
 
 # Where the IO manager stores each asset's value, under data/ (one DVC output per folder).
+# Aggregate evidence goes below data/published/, the only folder the report server serves.
 STORAGE_FOLDER: dict[str, str] = {
     VALIDATED_DATA.path[-1]: "validated",
     TRAINING_DATA.path[-1]: "prepared",
     HOLDOUT_DATA.path[-1]: "prepared",
     PRODUCTION_DATA.path[-1]: "prepared",
     MODEL_CANDIDATES.path[-1]: "models",
-    MODEL_SELECTION_REPORT.path[-1]: "selection",
+    MODEL_SELECTION_REPORT.path[-1]: "published/selection",
     TRAINED_MODEL.path[-1]: "models",
-    MODEL_EVALUATION.path[-1]: "reports",
-    FAIRNESS_REPORT.path[-1]: "reports",
-    SHAP_EXPLAINER.path[-1]: "reports",
-    DRIFT_REPORT.path[-1]: "reports",
+    MODEL_EVALUATION.path[-1]: "published/reports",
+    FAIRNESS_REPORT.path[-1]: "published/reports",
+    SHAP_EXPLAINER.path[-1]: "published/reports",
+    DRIFT_REPORT.path[-1]: "published/reports",
     CHAMPION_MODEL.path[-1]: "champion",
     PRODUCTION_BATCH.path[-1]: "monitoring",
     BATCH_PREDICTIONS.path[-1]: "monitoring",

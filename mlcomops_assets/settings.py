@@ -52,7 +52,21 @@ class ProjectPaths:
 
     @property
     def validation_dir(self) -> Path:
+        """The contract verdict (which bytes passed under which policy); not published."""
         return self.data_dir / "validation"
+
+    @property
+    def published_dir(self) -> Path:
+        """The publication folder: aggregate evidence only (reports, Data Docs, selection report, plots).
+
+        The report server serves this folder and nothing else, so what reaches a browser is decided by
+        what is written here. Nothing row-level may be written below it (``lib.publication`` scans it).
+        """
+        return self.data_dir / "published"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.published_dir / "data_docs"
 
     @property
     def models_dir(self) -> Path:
@@ -64,8 +78,8 @@ class ProjectPaths:
 
     @property
     def batch_reports_dir(self) -> Path:
-        """Per-batch HTML evidence: served by the report server, unlike the batch data itself."""
-        return self.data_dir / "batch_reports"
+        """Per-batch HTML evidence: published, unlike the batch data itself."""
+        return self.published_dir / "batch_reports"
 
     @property
     def quarantine_dir(self) -> Path:
@@ -73,11 +87,16 @@ class ProjectPaths:
 
     @property
     def selection_dir(self) -> Path:
-        return self.data_dir / "selection"
+        return self.published_dir / "selection"
 
     @property
     def reports_dir(self) -> Path:
-        return self.data_dir / "reports"
+        return self.published_dir / "reports"
+
+    @property
+    def explainers_dir(self) -> Path:
+        """Fitted SHAP explainers: model-side objects, never published (only their plots are)."""
+        return self.data_dir / "explainers"
 
     @property
     def mlflow_dir(self) -> Path:

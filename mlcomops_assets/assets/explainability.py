@@ -26,7 +26,7 @@ ADDITIVITY_TOLERANCE = 1e-6
     ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
     group_name=EXPLAINABILITY,
     kinds={"shap", "mlflow"},
-    code_version="1",
+    code_version="2",
     tags={"compliance/personal_data": "none", "compliance/control": "explanation"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -40,8 +40,10 @@ ADDITIVITY_TOLERANCE = 1e-6
 def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectResource, mlflow_session: MlflowSession):
     """The exact SHAP explainer for the registered model (TreeExplainer for trees, LinearExplainer for
     linear models) on transformed feature names, with global mean |SHAP| per feature as a table and
-    a PNG plot. The explainer is saved next to the reports and in the model's MLflow run, so one
-    person's decision can be explained later with ``lib.explain.explain_decision``."""
+    a PNG plot. The explainer keeps no training row (path-dependent trees; the mean row as a linear
+    background); it is saved under ``data/explainers/`` and in the model's MLflow run, never in the
+    publication folder, so one person's decision can be explained later with
+    ``lib.explain.explain_decision``. Only the plot is published."""
     import joblib
 
     policy = project.policy()
@@ -58,14 +60,18 @@ def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectRe
     base = float(np.ravel(explainer.expected_value)[-1])
     additivity_error = float(np.max(np.abs(base + values.sum(axis=1).to_numpy() - margin)))
 
-    folder = project.paths.reports_dir / "explainability"
+    # The explainer is a model-side object: kept beside the models, never in the publication folder;
+    # only its plot is published.
     stem = f"{model_record['registered_name']}-v{model_record['version']}"
-    explainer_path = write_atomic(folder / f"{stem}.explainer.joblib", lambda p: joblib.dump(explainer, p))
+    explainer_path = write_atomic(
+        project.paths.explainers_dir / f"{stem}.explainer.joblib", lambda p: joblib.dump(explainer, p)
+    )
+    folder = project.paths.reports_dir / "explainability"
     plot_path = write_atomic(
         folder / f"{stem}.importance.png",
         lambda p: explain.plot_importance(importance, p, policy.explainability.top_features),
     )
-    for stale in folder.glob("*.joblib"):
+    for stale in project.paths.explainers_dir.glob("*.joblib"):
         if stale != explainer_path:
             stale.unlink()  # earlier versions' explainers live on in their MLflow runs
     for stale in folder.glob("*.png"):

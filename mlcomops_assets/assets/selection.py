@@ -17,9 +17,9 @@ from mlcomops_assets.constants import (
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.evaluation import performance
 from mlcomops_assets.lib.fairness import fairness_report, largest_gap
-from mlcomops_assets.lib.files import write_atomic
 from mlcomops_assets.lib.gates import GateOutcome, today
 from mlcomops_assets.lib.promotion import gate_outcome
+from mlcomops_assets.lib.publication import publish_markdown
 from mlcomops_assets.lib.selection import preferred
 from mlcomops_assets.lib.uncertainty import auc_difference, performance_intervals
 from mlcomops_assets.policy import Policy
@@ -251,7 +251,8 @@ def model_selection_report(
     }
 
     markdown = _markdown(report, policy)
-    path = write_atomic(project.paths.selection_dir / "model_selection.md", lambda p: p.write_text(markdown, "utf-8"))
+    path = project.paths.selection_dir / "model_selection.md"
+    page = publish_markdown(markdown, path, "Model selection report")
     _log_to_mlflow(mlflow_session, policy, report, context.run.run_id)
 
     yield dg.Output(
@@ -262,7 +263,7 @@ def model_selection_report(
             "rule": choice.rule,
             "report": dg.MetadataValue.md(markdown),
             "report_path": dg.MetadataValue.path(str(path)),
-            "report_link": dg.MetadataValue.url(project.report_link(path)),
+            "report_link": dg.MetadataValue.url(project.report_link(page)),
             **{
                 f"{r['name']}/{k}": float(r["holdout"][k])
                 for r in results

@@ -44,7 +44,7 @@ def run_contract(
         frame = read_raw(_raw_path(project, policy), policy.data)
     except SourceError as exc:
         return None, Validation(unreadable(rules, str(exc)))
-    docs_dir = project.paths.validation_dir / "data_docs" if with_docs else None
+    docs_dir = project.paths.data_docs_dir if with_docs else None
     return frame, validate(frame, rules, SUITE_NAME, docs_dir)
 
 

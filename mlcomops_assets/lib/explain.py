@@ -22,17 +22,30 @@ def source_feature(transformed: str, feature_columns: list[str]) -> str:
     return max(matches, key=len) if matches else name
 
 
+def aggregate_background(model: Pipeline, frame: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """One row: the mean of the transformed features over ``frame``.
+
+    An explainer keeps its background in its masker, and the explainer is stored and logged; a sample of
+    training rows there would be personal data in an artifact. For a linear model the interventional
+    SHAP values depend on the background only through its mean, so the mean row gives the same values.
+    """
+    transformed = model[:-1].transform(features(frame, policy))
+    return transformed.mean().to_frame().T
+
+
 def build_explainer(model: Pipeline, background: pd.DataFrame, policy: Policy) -> Any:
-    """The exact explainer for the fitted estimator: TreeExplainer for trees, LinearExplainer for linear."""
+    """The exact explainer for the fitted estimator: TreeExplainer for trees, LinearExplainer for linear.
+
+    Neither keeps a row of ``background``: trees use the path-dependent algorithm (node statistics of the
+    fitted model, no sample), linear models the mean row of ``aggregate_background``.
+    """
     import shap
     from sklearn.ensemble import GradientBoostingClassifier
 
     estimator = model[-1]
     if isinstance(estimator, GradientBoostingClassifier):
-        # Path-dependent TreeExplainer: exact and needs no background sample.
-        return shap.TreeExplainer(estimator)
-    transformed = model[:-1].transform(features(background, policy))
-    return shap.LinearExplainer(estimator, transformed)
+        return shap.TreeExplainer(estimator, feature_perturbation="tree_path_dependent")
+    return shap.LinearExplainer(estimator, aggregate_background(model, background, policy))
 
 
 def shap_values(explainer: Any, model: Pipeline, frame: pd.DataFrame, policy: Policy) -> pd.DataFrame:

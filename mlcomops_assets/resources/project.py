@@ -26,5 +26,10 @@ class ProjectResource(dg.ConfigurableResource):
         return load_policy(self.paths.policy_file)
 
     def report_link(self, path: Path) -> str:
-        """The URL under which ``make ui``'s report server shows a file below ``data/``."""
-        return f"{self.reports_url.rstrip('/')}/{path.resolve().relative_to(self.paths.data_dir.resolve()).as_posix()}"
+        """The URL under which the report server shows a published file.
+
+        Only files in the publication folder have a link: asking for one elsewhere is a programming
+        error (the server would not serve it), so it raises instead of producing a dead or leaky link.
+        """
+        relative = path.resolve().relative_to(self.paths.published_dir.resolve())
+        return f"{self.reports_url.rstrip('/')}/{relative.as_posix()}"
