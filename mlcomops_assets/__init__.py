@@ -9,5 +9,7 @@ for _name, _value in {
     "DO_NOT_TRACK": "true",
     "DVC_NO_ANALYTICS": "1",
     "GX_ANALYTICS_ENABLED": "False",
+    # Verifying a model downloads its artifact; the progress bar would clutter every run's log.
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }.items():
     os.environ.setdefault(_name, _value)

@@ -80,7 +80,8 @@ ALARM_OF_CHECK = {
     BATCH_FAIRNESS_WITHIN_THRESHOLDS: "fairness",
 }
 
-CHAMPION_ALIAS = "champion"
+# The registry alias of the version that decides in production (defined beside its verification).
+from mlcomops_assets.lib.champion import CHAMPION_ALIAS as CHAMPION_ALIAS  # noqa: E402
 
 END_TO_END_JOB = "end_to_end"
 MONITOR_BATCH_JOB = "monitor_batch"

@@ -34,6 +34,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(basetemp, ignore_errors=True)  # RAM is not for leftovers
 
 
+@pytest.fixture(autouse=True, scope="session")
+def promotion_signing_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A promotion signing key for this test session only (promotion creates it on first use), so no
+    test reads or writes the user's real key; subprocesses inherit it through the environment."""
+    from mlcomops_assets.lib.promotion_record import KEY_FILE_ENV
+
+    path = tmp_path_factory.mktemp("signing") / "promotion-ed25519.pem"
+    saved = os.environ.get(KEY_FILE_ENV)
+    os.environ[KEY_FILE_ENV] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop(KEY_FILE_ENV, None)
+    else:
+        os.environ[KEY_FILE_ENV] = saved
+
+
 DEFAULT_POLICY = yaml.safe_load((REPO / "governance.yaml").read_text())
 
 

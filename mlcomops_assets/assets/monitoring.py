@@ -184,7 +184,7 @@ def _alarm_checks() -> list[dg.AssetCheckSpec]:
     partitions_def=PRODUCTION_BATCHES,
     group_name=MONITORING,
     kinds={"evidently", "scikitlearn", "fairlearn"},
-    code_version="1",
+    code_version="2",
     tags={"compliance/personal_data": "aggregated", "compliance/control": "post-market-monitoring"},
     check_specs=_alarm_checks(),
 )
@@ -211,6 +211,7 @@ def batch_monitoring(
     from mlcomops_assets.lib.gates import apply_waivers, today
     from mlcomops_assets.lib.outliers import outlier_share
     from mlcomops_assets.lib.prediction_drift import prediction_drift
+    from mlcomops_assets.lib.promotion_record import ChampionIntegrityError
 
     policy = project.policy()
     key = context.partition_key
@@ -222,7 +223,11 @@ def batch_monitoring(
 
     version = str(predictions["model_version"].iloc[0]) if len(predictions) else None
     model_uri = f"models:/{policy.model.registered_name}/{version}"
-    reference_scores = modeling.positive_scores(mlflow_session.load_model(model_uri), holdout, policy)
+    try:  # the version that scored the batch, with its signed record and artifact checked again
+        scoring_model = mlflow_session.verified_version(policy.model.registered_name, version).model
+    except ChampionIntegrityError as exc:
+        raise dg.Failure(description=f"batch {key} is not monitored: {exc}") from None
+    reference_scores = modeling.positive_scores(scoring_model, holdout, policy)
     scores = predictions["score"].to_numpy()
     pred_drift = prediction_drift(reference_scores, scores, policy)
 

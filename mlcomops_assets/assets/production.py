@@ -5,7 +5,6 @@ import pandas as pd
 
 from mlcomops_assets.constants import (
     BATCH_PREDICTIONS,
-    CHAMPION_ALIAS,
     PRODUCTION,
     PRODUCTION_BATCH,
     PRODUCTION_BATCHES,
@@ -94,23 +93,26 @@ def production_batch(context: dg.AssetExecutionContext, production: pd.DataFrame
     partitions_def=PRODUCTION_BATCHES,
     group_name=PRODUCTION,
     kinds={"scikitlearn", "mlflow", "parquet"},
-    code_version="1",
+    code_version="2",
     tags={"compliance/personal_data": "pseudonymous", "compliance/control": "automated-decision"},
 )
 def batch_predictions(
     context: dg.AssetExecutionContext, batch: pd.DataFrame, project: ProjectResource, mlflow_session: MlflowSession
 ):
     """The champion's score and decision for every row of the batch, stored with the exact registered
-    model version that produced them (the alias is resolved once, before scoring)."""
-    from mlflow.exceptions import MlflowException
+    model version that produced them (the alias is resolved once, before scoring). The champion is used
+    only as the pipeline promoted it: its signed promotion record must verify, the alias must point at
+    the version promoted last, and the artifact must have the signed hash; otherwise nothing is scored
+    and the failure names the version and what failed."""
+    from mlcomops_assets.lib.promotion_record import ChampionIntegrityError
 
     policy = project.policy()
     name = policy.model.registered_name
     try:
-        version = str(mlflow_session.client().get_model_version_by_alias(name, CHAMPION_ALIAS).version)
-    except MlflowException:
-        raise dg.Failure(description=f"no champion of {name} to score batch {context.partition_key} with") from None
-    model = mlflow_session.load_model(f"models:/{name}/{version}")
+        champion = mlflow_session.verified_champion(name)
+    except ChampionIntegrityError as exc:
+        raise dg.Failure(description=f"batch {context.partition_key} is not scored: {exc}") from None
+    version, model = champion.version, champion.model
     scores = modeling.positive_scores(model, batch, policy)
     decisions = modeling.decisions(scores, policy)
     out = pd.DataFrame({"row": range(len(batch)), "score": scores, "decision": decisions, "model_version": version})

@@ -76,6 +76,29 @@ class MlflowSession(dg.ConfigurableResource):
         self._activate()
         return mlflow.sklearn.load_model(model_uri)
 
+    def signing_key(self, create: bool = False):
+        """The promotion signing key (outside the repository); only promotion may ``create`` it."""
+        from mlcomops_assets.lib.promotion_record import default_key_file, load_private_key
+
+        return load_private_key(default_key_file(), create=create)
+
+    def verified_champion(self, name: str):
+        """The champion as the pipeline promoted it (``lib.champion.verified_champion``), or
+        ``ChampionIntegrityError`` naming the version and what failed."""
+        from mlcomops_assets.lib.champion import verified_champion
+        from mlcomops_assets.lib.promotion_record import public_key_hex
+
+        self._activate()
+        return verified_champion(self.client(), name, public_key_hex(self.signing_key()))
+
+    def verified_version(self, name: str, version: str):
+        """A promoted version with its record and artifact checked (``lib.champion.load_verified``)."""
+        from mlcomops_assets.lib.champion import load_verified
+        from mlcomops_assets.lib.promotion_record import public_key_hex
+
+        self._activate()
+        return load_verified(self.client(), name, str(version), public_key_hex(self.signing_key()))
+
     def log_evidence(self, run_id: str, metrics: dict[str, float], artifacts: dict[str, object]) -> None:
         """Attach metrics and JSON artifacts to an existing (finished) run without reopening it."""
         client = self.client()
