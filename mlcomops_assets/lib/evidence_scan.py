@@ -253,6 +253,56 @@ def scan_file(path: Path, index: RowIndex, reader: Callable[[Path], bytes] = Pat
     return findings
 
 
+def texts_of(path: Path) -> list[tuple[str, bytes]]:
+    """The text a file holds, whatever its format, for a search of identifier values: text as is,
+    Parquet and every table reached in a pickle, joblib or skops object as CSV, every string in such
+    an object graph, zip members one by one."""
+    out: list[tuple[str, bytes]] = []
+    for name, content in _objects(str(path), path.read_bytes()):
+        if isinstance(content, str):
+            out.append((name, content.encode()))
+            continue
+        if isinstance(content, pd.DataFrame):
+            out.append((name, content.to_csv(index=False).encode()))
+            continue
+        out.extend((f"{name}{where}", _table_text(table)) for where, table in _walk(content))
+        out.append((f"{name} (strings)", "\n".join(_strings(content)).encode()))
+    return out
+
+
+def _table_text(table: pd.DataFrame | np.ndarray) -> bytes:
+    frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(np.atleast_2d(table))
+    return frame.to_csv(index=False).encode()
+
+
+def _strings(obj: Any) -> Iterator[str]:
+    """Every string reachable from ``obj``: dictionary keys and values, attributes, object arrays."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack and len(seen) < _MAX_OBJECTS:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            yield item
+            continue
+        if isinstance(item, bytes):
+            yield item.decode("utf-8", errors="replace")
+            continue
+        if id(item) in seen or depth > _MAX_DEPTH:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for pair in item.items() for v in pair)
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, np.ndarray):
+            if item.dtype.kind in "OUS":
+                stack.extend((v, depth + 1) for v in item.ravel()[:100_000])
+        elif isinstance(item, (pd.DataFrame, pd.Series, pd.Index)):
+            yield item.to_csv() if not isinstance(item, pd.Index) else "\n".join(map(str, item))
+        elif hasattr(item, "__dict__"):
+            stack.extend((v, depth + 1) for v in vars(item).values())
+
+
 def scan_folder(folder: Path, index: RowIndex) -> tuple[list[Finding], int]:
     """Scan every file below ``folder``; returns the findings and how many files were opened."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())

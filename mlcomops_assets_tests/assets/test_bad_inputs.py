@@ -25,7 +25,7 @@ from mlcomops_assets_tests.data_factory import PSEUDONYM_KEY, credit_application
 
 pytestmark = pytest.mark.e2e
 
-GOOD_LAYERS = ("validated", "prepared", "models", "reports")
+GOOD_LAYERS = ("validated", "prepared", "models", "explainers", "published/reports", "published/selection")
 BASE = credit_applications()
 ROWS = len(BASE)
 

@@ -128,7 +128,7 @@ def test_own_csv_with_own_columns_runs_end_to_end(credit_run):
     assert dropped.isdisjoint(validated.columns)  # identifiers never reach the validated layer in clear
     assert validated["application_id"].str.fullmatch(r"[0-9a-f]{64}").all()
     assert set(validated["application_id"]).isdisjoint(frame["application_id"])
-    drift = json.loads((home / "data/reports/drift_report.json").read_text())
+    drift = json.loads((home / "data/published/reports/drift_report.json").read_text())
     assert sorted(drift["batches"]) == ["2023-10", "2023-11", "2023-12"]
 
 

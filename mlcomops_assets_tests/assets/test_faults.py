@@ -56,7 +56,7 @@ def _kill_mid_write(home: Path, selection: str, target: Path, tmp_path: Path) ->
     ("selection", "relative", "read"),
     [
         ("validated_data", "data/validated/validated_data.parquet", pd.read_parquet),
-        ("fairness_report", "data/reports/fairness_report.json", lambda p: pd.read_json(p, typ="series")),
+        ("fairness_report", "data/published/reports/fairness_report.json", lambda p: pd.read_json(p, typ="series")),
     ],
     ids=["dataset", "report"],
 )

@@ -96,6 +96,9 @@ def test_default_run_compares_both_candidates_and_documents_the_choice(governed_
     version = client.get_model_version("arrests_release_model", trained["version"])
     assert version.tags["selection.justification"] == report["justification"]
     assert (paths.selection_dir / "model_selection.md").read_text().count("| ") > 10
+    # Published as HTML for the report server: tables rendered, no script, nothing loaded from elsewhere.
+    page = (paths.selection_dir / "model_selection.html").read_text()
+    assert "<table>" in page and "<script" not in page and "http" not in page
 
 
 def test_tightened_fairness_gate_blocks_registration_and_keeps_the_champion(governed_home):

@@ -2,15 +2,14 @@
 reports or derived datasets. The whole graph runs on data with names, e-mails, phones and ids, then
 every one of those places is scanned for the raw values."""
 
-import io
 import re
-import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mlcomops_assets import constants as c
+from mlcomops_assets.lib.evidence_scan import texts_of
 from mlcomops_assets_tests.data_factory import IDENTIFIER_COLUMNS, PSEUDONYM_KEY, raw_identifier_values
 
 pytestmark = pytest.mark.e2e
@@ -26,14 +25,9 @@ _CANDIDATES = re.compile(
 
 
 def _texts(path: Path) -> list[tuple[str, bytes]]:
-    """The byte contents to scan for one file: Parquet as its values, zip archives member by member."""
-    data = path.read_bytes()
-    if path.suffix == ".parquet":
-        return [(str(path), pd.read_parquet(path).to_csv(index=False).encode())]
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return [(f"{path}!{name}", archive.read(name)) for name in archive.namelist()]
-    return [(str(path), data)]
+    """The byte contents to scan for one file, in every format the project writes: text as is, Parquet
+    as its values, pickles, joblib and skops files loaded and walked, zip archives member by member."""
+    return texts_of(path)
 
 
 def _hits(texts: list[tuple[str, bytes]], structured: set[bytes], names: list[bytes]) -> list[str]:
@@ -48,9 +42,8 @@ def _hits(texts: list[tuple[str, bytes]], structured: set[bytes], names: list[by
 
 def _places(home: Path, log_file: Path) -> list[Path]:
     """Everything outside the raw layer: Dagster instance, MLflow store, data layers, reports, logs."""
-    roots = [home / ".dagster_home", home / ".mlflow"] + [
-        home / "data" / layer for layer in ("validation", "validated", "prepared", "models", "reports")
-    ]
+    layers = ("validation", "validated", "prepared", "models", "published", "explainers", "champion", "monitoring")
+    roots = [home / ".dagster_home", home / ".mlflow", *(home / "data" / layer for layer in layers)]
     files = [p for root in roots for p in root.rglob("*") if p.is_file()]
     return [*files, log_file]
 
@@ -65,7 +58,7 @@ def test_no_raw_identifier_anywhere_outside_the_raw_layer(credit_run):
     places = _places(home, log_file)
     kinds = {p.suffix for p in places}
     # The scan covers the evidence an auditor sees: event logs, MLflow DB and artifacts, Data Docs, reports.
-    assert {".db", ".html", ".json", ".parquet", ".png"} <= kinds
+    assert {".db", ".html", ".json", ".parquet", ".png", ".joblib"} <= kinds
     assert any("data_docs" in str(p) for p in places) and any(".mlflow" in str(p) for p in places)
     assert log_file.stat().st_size > 10_000  # the run's console log was captured
 
@@ -86,6 +79,15 @@ def test_the_scan_finds_a_leak_when_there_is_one(credit_run, tmp_path):
     row = frame.iloc[17]
     leak.write_text(f'{{"who": "{row["email"]}", "id": "{row["application_id"]}", "n": "{row["full_name"]}"}}')
     assert len(_hits(_texts(leak), structured, names)) == 3
+    # The same values inside a pickled object (as an explainer's masker would keep rows) are found too.
+    import joblib
+
+    pickled = tmp_path / "leak.joblib"
+    joblib.dump(
+        {"masker": [None, pd.DataFrame([{"who": row["email"], "id": row["application_id"]}])], "n": row["full_name"]},
+        pickled,
+    )
+    assert len(_hits(_texts(pickled), structured, names)) >= 3
 
 
 def test_identifiers_are_dropped_or_pseudonymized(credit_run):
