@@ -1,7 +1,10 @@
 # mlcomops_assets: everything a fresh machine with Python 3.11, make and git needs.
 #   make run    set up, then materialize the whole asset graph on the default data and summarize it
 #   make test   set up, then run the test suite
-#   make ui     Dagster UI on 127.0.0.1:3000, MLflow UI on 127.0.0.1:5000, reports on 127.0.0.1:3001
+#   make ui     Dagster UI on 127.0.0.1:3000 (guarded: no GET mutations, same-origin only) + daemon,
+#               MLflow UI on 127.0.0.1:5000, reports on 127.0.0.1:3001
+#   make audit  read-only view for auditors: Dagster 127.0.0.1:3100 (no daemon), reports :3101,
+#               MLflow :3102 (login; the auditor's password is in .mlflow-audit/auditor.json)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -29,7 +32,7 @@ DAGSTER_MODULE := -m mlcomops_assets.definitions
 .PHONY: help setup run test ui inbox-demo bench lint lock clean dvc-status
 
 help:
-	@echo "make run | make test | make ui | make inbox-demo | make bench | make lint | make lock | make clean"
+	@echo "make run | make test | make ui | make audit | make inbox-demo | make bench | make lint | make lock | make clean"
 
 $(UV): requirements/tools.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}"'
@@ -55,7 +58,22 @@ $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp config/dagster.yaml $@
 
-setup: $(STAMPS)/venv $(STAMPS)/dvc $(DAGSTER_HOME)/dagster.yaml
+setup: $(STAMPS)/venv $(STAMPS)/dvc $(DAGSTER_HOME)/dagster.yaml chromium
+
+.PHONY: chromium audit
+# The browser test drives the system's Chromium (Playwright's own browser download does not work
+# here). Installed only when missing, and only as root with apt-get; otherwise one line of advice.
+chromium:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "note: no Chromium, so the browser test will fail; install it (Debian: sudo apt-get install chromium)"; \
+	fi
+
+# Read-only view for auditors and DPOs (README: "Who uses which view"); Ctrl-C stops all three servers.
+audit: setup
+	python -m mlcomops_assets.audit_view
 
 run: setup
 	@start=$$(date +%s); \
@@ -76,10 +94,12 @@ ui: setup
 	mlflow ui --backend-store-uri "sqlite:///$(ROOT)/.mlflow/mlflow.db" \
 		--default-artifact-root "$(ROOT)/.mlflow/artifacts" --host 127.0.0.1 --port 5000 & \
 	mlflow_pid=$$!; \
-	python -m mlcomops_assets.report_server --port 3001 & \
+	python -m mlcomops_assets.report_server --host 127.0.0.1 --port 3001 & \
 	reports_pid=$$!; \
-	trap 'kill -INT -- -$$mlflow_pid 2>/dev/null || true; kill $$reports_pid 2>/dev/null || true' EXIT; \
-	dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	dagster-daemon run -w workspace.yaml & \
+	daemon_pid=$$!; \
+	trap 'for pid in $$daemon_pid $$reports_pid $$mlflow_pid; do kill -INT -- -$$pid 2>/dev/null || true; done; wait' EXIT; \
+	python -m mlcomops_assets.ui_server -w workspace.yaml --host 127.0.0.1 --port 3000
 
 # With `make ui` running in another terminal: drop a drifted batch into the inbox and time the
 # automatic path from file to verdict (monitoring run, retraining run, promotion verdict).

@@ -100,7 +100,8 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None) -> str:
         "where to look:",
         "  make ui  -> Dagster UI http://127.0.0.1:3000 (lineage, checks, metadata)",
         "           -> MLflow UI http://127.0.0.1:5000 (runs, registered models)",
-        f"  reports  -> {paths.reports_dir}",
+        "  make audit -> the same, read-only, for auditors and DPOs (ports 3100, 3101, 3102)",
+        f"  published evidence -> {paths.published_dir}",
         "",
     ]
     return "\n".join(lines)

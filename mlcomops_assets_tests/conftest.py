@@ -25,7 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Temporary project homes on a RAM disk when there is one: SQLite commits every Dagster event
     with an fsync, which took 45 ms per event on this machine's disk (a validation run emits ~200)."""
     if config.option.basetemp is None and _RAM_DISK.is_dir() and os.access(_RAM_DISK, os.W_OK):
-        config.option.basetemp = str(_RAM_DISK / f"mlcomops-tests-{os.getuid()}")
+        config.option.basetemp = str(_RAM_DISK / f"mlcomops-tests-{os.getuid()}-{os.getpid()}")  # one per session
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -258,9 +258,13 @@ def texts_of(path: Path) -> list[tuple[str, bytes]]:
     Parquet and every table reached in a pickle, joblib or skops object as CSV, every string in such
     an object graph, zip members one by one."""
     out: list[tuple[str, bytes]] = []
+    as_text: set[str] = set()
     for name, content in _objects(str(path), path.read_bytes()):
         if isinstance(content, str):
             out.append((name, content.encode()))
+            as_text.add(name)
+            continue
+        if name in as_text:  # parsed JSON: its strings are already in the text
             continue
         if isinstance(content, pd.DataFrame):
             out.append((name, content.to_csv(index=False).encode()))
@@ -271,7 +275,13 @@ def texts_of(path: Path) -> list[tuple[str, bytes]]:
 
 
 def _table_text(table: pd.DataFrame | np.ndarray) -> bytes:
-    frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(np.atleast_2d(table))
+    if isinstance(table, pd.DataFrame):
+        return table.to_csv(index=False).encode()
+    array = np.asarray(table)
+    if array.dtype.names:  # a structured array (e.g. tree nodes): one column per field
+        return pd.DataFrame.from_records(array.ravel()).to_csv(index=False).encode()
+    array = np.atleast_2d(array)
+    frame = pd.DataFrame(array.reshape(array.shape[0], -1))  # 3-D and beyond: one row per first index
     return frame.to_csv(index=False).encode()
 
 

@@ -82,10 +82,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# MLflow writes this file into the model's own folder whenever a local store serves a `models:/name/N`
+# download (mlflow/store/artifact/models_artifact_repo.py): it names the version last loaded, so it
+# changes when another version of the same logged model is loaded. Bookkeeping, never read to predict.
+_REGISTRY_BOOKKEEPING = {"registered_model_meta"}
+
+
 def tree_sha256(folder: Path) -> str:
-    """One SHA-256 over every file below ``folder``: relative path and content hash, in path order."""
+    """One SHA-256 over every file below ``folder`` that makes up the model: relative path and content
+    hash, in path order (MLflow's registry bookkeeping file excluded)."""
     lines = [
-        f"{p.relative_to(folder).as_posix()}\0{file_sha256(p)}\n" for p in sorted(folder.rglob("*")) if p.is_file()
+        f"{p.relative_to(folder).as_posix()}\0{file_sha256(p)}\n"
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in _REGISTRY_BOOKKEEPING
     ]
     if not lines:
         raise ChampionIntegrityError(f"{folder} holds no file to hash")

@@ -80,3 +80,15 @@ def test_aggregates_are_not_rows(data, tmp_path):
     summary.to_parquet(tmp_path / "groups.parquet")
     findings, opened = scan_folder(tmp_path, index)
     assert (findings, opened) == ([], 4)
+
+
+def test_texts_of_reads_structured_and_nested_arrays(tmp_path):
+    """Tree models keep structured arrays; a pickled object's strings and tables all become text."""
+    from mlcomops_assets.lib.evidence_scan import texts_of
+
+    nodes = np.array([(1, 2.5), (-1, 0.0)], dtype=[("left", "i8"), ("threshold", "f8")])
+    joblib.dump(
+        {"nodes": nodes, "cube": np.arange(8).reshape(2, 2, 2), "who": "alice@example.org"}, tmp_path / "m.joblib"
+    )
+    text = b"\n".join(blob for _, blob in texts_of(tmp_path / "m.joblib"))
+    assert b"alice@example.org" in text and b"threshold" in text and b"2.5" in text
