@@ -309,8 +309,8 @@ def _strings(obj: Any) -> Iterator[str]:
                 stack.extend((v, depth + 1) for v in item.ravel()[:100_000])
         elif isinstance(item, (pd.DataFrame, pd.Series, pd.Index)):
             yield item.to_csv() if not isinstance(item, pd.Index) else "\n".join(map(str, item))
-        elif hasattr(item, "__dict__"):
-            stack.extend((v, depth + 1) for v in vars(item).values())
+        elif isinstance(getattr(item, "__dict__", None), dict):
+            stack.extend((v, depth + 1) for v in item.__dict__.values())
 
 
 def scan_folder(folder: Path, index: RowIndex) -> tuple[list[Finding], int]:
