@@ -3,6 +3,7 @@ copied record and a changed artifact byte are each refused by scoring and monito
 naming the version and what failed; the pipeline's own promotion and the restore command work."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -131,6 +132,28 @@ def test_one_flipped_byte_of_the_artifact_stops_scoring(promoted_home):
     try:
         message = _scoring_failure(promoted_home, "2002")
         assert f"{NAME} v2: the model artifact changed since promotion" in message
+    finally:
+        target.write_bytes(original)
+    assert _scoring_failure(promoted_home, "2002") == ""
+
+
+def test_a_swapped_artifact_is_refused(promoted_home):
+    """Another model's valid file in place of the champion's (the gradient-boosting candidate's skops
+    file over the chosen logistic regression's): a loadable model, but not the promoted one."""
+    import mlflow
+
+    paths = ProjectPaths(promoted_home)
+    client = _client(paths)
+    candidates = json.loads((paths.models_dir / "model_candidates.json").read_text())["candidates"]
+    other = next(c for c in candidates if c["name"] == "gradient_boosting")
+    other_dir = Path(mlflow.artifacts.download_artifacts(other["model_uri"], tracking_uri=paths.mlflow_tracking_uri))
+    champion_dir = Path(client.get_model_version_download_uri(NAME, "2"))
+    target = champion_dir / "model.skops"
+    original = target.read_bytes()
+    assert (other_dir / "model.skops").read_bytes() != original
+    target.write_bytes((other_dir / "model.skops").read_bytes())
+    try:
+        assert f"{NAME} v2: the model artifact changed since promotion" in _scoring_failure(promoted_home, "2002")
     finally:
         target.write_bytes(original)
     assert _scoring_failure(promoted_home, "2002") == ""
