@@ -17,6 +17,17 @@ TOOLS := $(ROOT)/.venv-tools
 STAMPS := $(ROOT)/.make
 UV := $(TOOLS)/bin/uv
 
+# A copied or moved project must run its own code on its own stores: the venvs' scripts and the
+# editable install name the folder they were built in (a copy would import the original's package),
+# so venvs built in another folder are removed here and rebuilt by `setup`.
+BUILT_FOR := $(shell sed -n '1s/^..//p' $(VENV)/bin/dagster 2>/dev/null)
+ifneq ($(BUILT_FOR),)
+ifneq ($(BUILT_FOR),$(VENV)/bin/python)
+$(info the virtual environments were built for $(dir $(BUILT_FOR)); rebuilding them in $(ROOT))
+$(shell rm -rf $(STAMPS) $(VENV) $(DVC_VENV) $(TOOLS))
+endif
+endif
+
 export MLCOMOPS_HOME := $(ROOT)
 export DAGSTER_HOME := $(ROOT)/.dagster_home
 export PATH := $(VENV)/bin:$(PATH)
@@ -90,6 +101,8 @@ test: setup
 
 ui: setup
 	@mkdir -p .mlflow/artifacts
+	@# A copied project's MLflow store still names the original's artifact folder until aligned.
+	python -m mlcomops_assets.lib.mlflow_store
 	@set -m; \
 	mlflow ui --backend-store-uri "sqlite:///$(ROOT)/.mlflow/mlflow.db" \
 		--default-artifact-root "$(ROOT)/.mlflow/artifacts" --host 127.0.0.1 --port 5000 & \

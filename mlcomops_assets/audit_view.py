@@ -36,6 +36,7 @@ from pathlib import Path
 
 import requests
 
+from mlcomops_assets.lib.mlflow_store import database_path, rehome_store
 from mlcomops_assets.settings import HOME_ENV_VAR, ProjectPaths, default_home
 
 HOST = "127.0.0.1"
@@ -356,6 +357,8 @@ def start(
     every server already started is stopped."""
     paths = paths or ProjectPaths(default_home())
     paths.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
+    # A copied project's store still names the original's artifact folder until it is aligned.
+    rehome_store(database_path(paths.mlflow_tracking_uri), paths.mlflow_artifact_root)
     creds = ensure_credentials(paths)
     write_auth_config(paths)
     view = AuditView(paths, host, ports)

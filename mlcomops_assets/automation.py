@@ -32,7 +32,9 @@ from mlcomops_assets.lib.batches import inbox_files
 from mlcomops_assets.lib.files import file_md5
 from mlcomops_assets.policy import Policy
 from mlcomops_assets.resources import ProjectResource
+from mlcomops_assets.run_guard import sweep
 
+DEAD_RUN_SENSOR = "dead_run_sensor"
 CHECK_OF_ALARM = {alarm: check for check, alarm in ALARM_OF_CHECK.items()}
 RUNNING = dg.DefaultSensorStatus.RUNNING
 SCHEDULE_RUNNING = dg.DefaultScheduleStatus.RUNNING
@@ -75,6 +77,20 @@ def inbox_sensor(context: dg.SensorEvaluationContext, project: ProjectResource):
         dynamic_partitions_requests=[PRODUCTION_BATCHES.build_add_request(new_keys)] if new_keys else [],
         cursor=json.dumps(seen, sort_keys=True),
     )
+
+
+@dg.sensor(
+    name=DEAD_RUN_SENSOR,
+    minimum_interval_seconds=30,
+    default_status=RUNNING,
+    description="Marks runs whose process is gone (killed) as failed and ends the MLflow runs they left "
+    "RUNNING, so a killed run never holds the run queue (max_concurrent_runs counts it as in progress).",
+)
+def dead_run_sensor(context: dg.SensorEvaluationContext, project: ProjectResource):
+    """Launches nothing: it only repairs run records (``run_guard.sweep``), and is safe without the
+    project lock because it touches only runs whose process is provably dead or whose run has ended."""
+    messages = sweep(context.instance, project.paths)
+    return dg.SkipReason("; ".join(messages) if messages else "no dead run")
 
 
 def _alarms(record) -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from mlcomops_assets.lib import promotion_record as pr
 from mlcomops_assets.lib.champion import CHAMPION_ALIAS, download_and_hash, load_verified, verified_champion
 from mlcomops_assets.lib.files import write_json
-from mlcomops_assets.policy import load_policy
+from mlcomops_assets.policy import PolicyError, load_policy, report_policy_error
 from mlcomops_assets.settings import ProjectPaths, default_home
 
 
@@ -31,6 +31,10 @@ def _client(paths: ProjectPaths):
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from mlcomops_assets.lib.mlflow_store import database_path, rehome_store
+
+    # In a copied project the artifact hash must be taken from its own copy (lib.mlflow_store).
+    rehome_store(database_path(paths.mlflow_tracking_uri), paths.mlflow_artifact_root)
     mlflow.set_tracking_uri(paths.mlflow_tracking_uri)
     mlflow.set_registry_uri(paths.mlflow_tracking_uri)
     return MlflowClient(tracking_uri=paths.mlflow_tracking_uri, registry_uri=paths.mlflow_tracking_uri)
@@ -100,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     except pr.ChampionIntegrityError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
+    except PolicyError as exc:
+        return report_policy_error(exc)
     return 0
 
 

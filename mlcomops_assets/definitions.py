@@ -20,7 +20,7 @@ from mlcomops_assets.assets import (
     training,
     validation,
 )
-from mlcomops_assets.automation import build_schedules, inbox_sensor, retraining_sensor
+from mlcomops_assets.automation import build_schedules, dead_run_sensor, inbox_sensor, retraining_sensor
 from mlcomops_assets.constants import CHAMPION_MODEL, END_TO_END_JOB, IO_MANAGER_KEY, MONITOR_BATCH_JOB
 from mlcomops_assets.io_manager import DataFolderIOManager
 from mlcomops_assets.policy import load_policy
@@ -75,6 +75,7 @@ def build_defs(home: Path) -> dg.Definitions:
         sensors=[
             inbox_sensor,
             retraining_sensor,
+            dead_run_sensor,
             dg.AutomationConditionSensorDefinition(
                 "automation_condition_sensor",
                 target=dg.AssetSelection.all(),

@@ -13,14 +13,20 @@ import sys
 import dagster as dg
 
 from mlcomops_assets.constants import BATCH_MONITORING, BATCH_TAG, MONITOR_BATCH_JOB, PRODUCTION_BATCHES, TRIGGER_TAG
-from mlcomops_assets.definitions import defs
 from mlcomops_assets.pipeline_run import finish
+from mlcomops_assets.policy import PolicyError, report_policy_error
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trigger", default="make run", help="recorded in the runs' mlcomops/trigger tag")
     args = parser.parse_args()
+    try:
+        # Imported here: building the definitions loads the policy, and a broken one is reported
+        # as a message with exit code 2, not as an import traceback.
+        from mlcomops_assets.definitions import defs
+    except PolicyError as exc:
+        finish(report_policy_error(exc))
     instance = dg.DagsterInstance.get()
     keys = instance.get_dynamic_partitions(PRODUCTION_BATCHES.name)
     done = instance.get_materialized_partitions(BATCH_MONITORING)

@@ -24,7 +24,8 @@ import dagster as dg
 import mlcomops_assets
 from mlcomops_assets.constants import END_TO_END_JOB, PRODUCTION_BATCH, TRIGGER_TAG
 from mlcomops_assets.lib.files import file_md5
-from mlcomops_assets.policy import Policy, load_policy
+from mlcomops_assets.lib.sources import source_md5
+from mlcomops_assets.policy import Policy, PolicyError, load_policy, report_policy_error
 from mlcomops_assets.settings import ProjectPaths, default_home
 
 INPUTS_TAG = "mlcomops/inputs"
@@ -45,8 +46,9 @@ def _source_identity(policy: Policy, paths: ProjectPaths) -> str:
     source = policy.data.source
     if source.kind == "sklego_arrests":
         return f"sklego_arrests@scikit-lego=={version('scikit-lego')}"
-    path = paths.home / (source.path or "")
-    return f"file:{source.path}:{file_md5(path) if path.is_file() else 'missing'}"
+    # Through the confined reader: a source outside the home or unreadable is reported by the
+    # raw_data asset with its rule, not by a traceback here.
+    return f"file:{source.path}:{source_md5(policy.data, paths.home)}"
 
 
 def _expectations_hash(policy: Policy, paths: ProjectPaths) -> str:
@@ -126,6 +128,10 @@ def run(force: bool = False, trigger: str = "make run") -> bool:
             raise_on_error=False,
         )
     )
+    if not result.success:
+        from mlcomops_assets.run_failures import failure_report
+
+        print(failure_report(result, paths), file=sys.stderr)
     return result.success
 
 
@@ -143,7 +149,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--force", action="store_true", help="run even when the inputs are unchanged")
     args = parser.parse_args()
-    finish(0 if run(force=args.force) else 1)
+    try:
+        ok = run(force=args.force)
+    except PolicyError as exc:
+        finish(report_policy_error(exc))
+    finish(0 if ok else 1)
 
 
 if __name__ == "__main__":

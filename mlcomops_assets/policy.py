@@ -111,6 +111,11 @@ class SourceSpec(_Strict):
 
     kind: Literal["sklego_arrests", "file"] = "sklego_arrests"
     path: str | None = Field(default=None, description="File path, relative to the project home.")
+    allowed_roots: list[str] = Field(
+        default=[],
+        description="Folders outside the project home the source may lie in (absolute, or relative to the "
+        "home). The path, after following symlinks, must be inside the home or one of these.",
+    )
     delimiter: str = ","
     encoding: str = "utf-8"
 
@@ -121,8 +126,8 @@ class SourceSpec(_Strict):
                 raise ValueError("source.kind 'file' needs source.path (a .csv or .parquet file)")
             if Path(self.path).suffix.lower() not in (".csv", ".parquet"):
                 raise ValueError(f"source.path must end in .csv or .parquet, got {self.path!r}")
-        elif self.path is not None:
-            raise ValueError("source.path is only used with kind: file")
+        elif self.path is not None or self.allowed_roots:
+            raise ValueError("source.path and source.allowed_roots are only used with kind: file")
         return self
 
     @property
@@ -526,12 +531,60 @@ def parse_policy(raw: Any, source: str = "policy") -> Policy:
         raise PolicyError(f"{source} is invalid:\n{_format_errors(exc)}") from None
 
 
-def load_policy(path: Path) -> Policy:
-    """Read and validate the policy file at ``path``."""
-    if not path.is_file():
-        raise PolicyError(f"policy file not found: {path}")
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error.
+
+    Plain YAML keeps the last value silently, so ``min_roc_auc: 0.6`` followed further down by
+    ``min_roc_auc: 0.1`` would lower a gate without anyone noticing.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges are YAML's own override mechanism, not a duplicate
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+                seen.setdefault(key, line)
+            except TypeError:
+                continue  # an unhashable key: SafeLoader reports it itself below
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r}: first on line {first}, again on line {line}; keep one",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> Any:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8") as stream:  # a stream, so YAML's messages name the file
+            return yaml.load(stream, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path} is not valid YAML: {exc}") from None
-    return parse_policy(raw, source=str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"policy file {path} cannot be read: {exc}") from None
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate the policy file at ``path``; a key given twice is refused."""
+    if not path.is_file():
+        raise PolicyError(f"policy file not found: {path}")
+    return parse_policy(_read_yaml(path), source=str(path))
+
+
+POLICY_ERROR_EXIT_CODE = 2  # a usage error, like argparse's: the run never started
+
+
+def report_policy_error(exc: PolicyError) -> int:
+    """Print a policy error for a person (its message names each key; a traceback would only bury
+    it) and return the exit code every command-line entry point uses for it."""
+    import sys
+
+    print(f"error: {exc}", file=sys.stderr)
+    sys.stderr.flush()
+    return POLICY_ERROR_EXIT_CODE

@@ -114,6 +114,11 @@ class ProjectPaths:
     def dagster_home(self) -> Path:
         return self.home / ".dagster_home"
 
+    @property
+    def run_lock_file(self) -> Path:
+        """The lock every writing run holds (``lib.run_lock``); its content names the holder."""
+        return self.home / ".mlcomops" / "run.lock"
+
     def raw_file(self, suffix: str) -> Path:
         """The ingested copy of the source; one fixed name so DVC tracks a single path."""
         return self.raw_dir / f"source{suffix}"

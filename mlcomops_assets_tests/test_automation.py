@@ -1,6 +1,7 @@
 """Sensors on a real Dagster instance: new inbox files become batches; alarms request retraining once."""
 
 import json
+from contextlib import ExitStack
 
 import dagster as dg
 import pytest
@@ -20,13 +21,22 @@ def home(tmp_path):
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as inst:
+    with dg.instance_for_test() as inst, ExitStack() as contexts:
+        _OPEN.append(contexts)
         yield inst
+        _OPEN.remove(contexts)
+
+
+_OPEN: list[ExitStack] = []
 
 
 def _context(instance, home, cursor=None):
-    return dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"project": ProjectResource(home=str(home))}
+    # Entered, as the daemon enters it: ProjectResource has a run lifecycle (the project lock), which
+    # Dagster only lets a sensor use inside the context's scope; closed with the instance fixture.
+    return _OPEN[-1].enter_context(
+        dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"project": ProjectResource(home=str(home))}
+        )
     )
 
 

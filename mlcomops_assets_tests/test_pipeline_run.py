@@ -56,3 +56,19 @@ def test_inputs_change_with_the_policy_and_the_source(project):
         (project / "source.csv").write_text("a,b\n1,3\n")
         assert pipeline_run.inputs(paths, instance)["source"] != first
         assert pipeline_run.inputs_hash(before) != pipeline_run.inputs_hash(after)
+
+
+@pytest.mark.e2e
+def test_a_blocked_run_prints_why_and_where_the_details_are(project, capsys):
+    """`make run` blocked by the selection gate names the check, its reason with the numbers, and the
+    selection report; not only the check's name."""
+    paths = ProjectPaths(project)
+    policy = yaml.safe_load(paths.policy_file.read_text())
+    policy["gates"]["evaluation"]["min_roc_auc"] = 0.99  # no model on this data reaches it
+    paths.policy_file.write_text(yaml.safe_dump(policy))
+    assert not pipeline_run.run()
+    err = capsys.readouterr().err
+    assert "check model_selection_report:a_candidate_passes_every_gate: no deployable candidate passes" in err
+    assert "0.99" in err  # the gate's number, with the observed value beside it
+    assert f"details: {paths.selection_dir / 'model_selection.html'}" in err
+    assert (paths.selection_dir / "model_selection.html").exists()

@@ -1,12 +1,16 @@
 """The policy file is validated on load and errors name the key and what is expected."""
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mlcomops_assets.policy import PolicyError, load_policy, parse_policy
-from mlcomops_assets_tests.conftest import REPO, default_policy
+from mlcomops_assets_tests.conftest import REPO, default_policy, write_home
 
 
 def test_repository_policy_is_valid():
@@ -120,3 +124,101 @@ def test_fingerprint_tracks_thresholds():
     raw["gates"]["fairness"]["max_demographic_parity_difference"] = 0.05
     assert parse_policy(raw).fingerprint != base.fingerprint
     assert parse_policy(default_policy()).fingerprint == base.fingerprint
+
+
+# --- strict loading (issue 11, item 7) -------------------------------------------------------------
+
+
+def _with_duplicate(home: Path) -> tuple[int, int]:
+    """The repository policy with ``min_roc_auc`` given a second, laxer value two lines later;
+    returns both line numbers."""
+    lines = (REPO / "governance.yaml").read_text().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if line.strip().startswith("min_roc_auc:"))
+    indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
+    lines.insert(first + 1, f"{indent}min_accuracy: 0.0\n{indent}min_roc_auc: 0.1\n")
+    (home / "governance.yaml").write_text("".join(lines))
+    return first + 1, first + 3
+
+
+def test_a_duplicated_key_is_refused_with_both_lines(tmp_path: Path):
+    first, second = _with_duplicate(tmp_path)
+    with pytest.raises(PolicyError) as info:
+        load_policy(tmp_path / "governance.yaml")
+    message = str(info.value)
+    assert f"duplicate key 'min_roc_auc': first on line {first}, again on line {second}" in message
+    assert str(tmp_path / "governance.yaml") in message
+    # Plain YAML would have kept the last value silently: this is what the strict loader prevents.
+    assert yaml.safe_load((tmp_path / "governance.yaml").read_text())["gates"]["evaluation"]["min_roc_auc"] == 0.1
+
+
+def test_the_same_key_in_different_mappings_and_merges_are_fine(tmp_path: Path):
+    path = tmp_path / "p.yaml"
+    path.write_text("a: {min: 1, max: 2}\nb: {min: 1, max: 2}\nbase: &b {x: 1}\nc:\n  <<: *b\n  y: 2\n")
+    with pytest.raises(PolicyError, match="is invalid"):  # loads as YAML, fails only the schema
+        load_policy(path)
+    path.write_text("a: 1\nb:\n  - {k: 1}\n  - {k: 2, k: 3}\n")
+    with pytest.raises(PolicyError, match="duplicate key 'k': first on line 4, again on line 4"):
+        load_policy(path)
+
+
+def _cli_home(tmp_path: Path) -> Path:
+    home = write_home(tmp_path / "home")
+    (home / ".dagster_home").mkdir()
+    shutil.copy(REPO / "config" / "dagster.yaml", home / ".dagster_home" / "dagster.yaml")
+    return home
+
+
+def _run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLCOMOPS_HOME": str(home), "DAGSTER_HOME": str(home / ".dagster_home")}
+    return subprocess.run([sys.executable, "-m", *args], cwd=home, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_pipeline_run_refuses_a_duplicated_key_with_exit_2_and_no_traceback(tmp_path: Path):
+    home = _cli_home(tmp_path)
+    first, second = _with_duplicate(home)
+    done = _run_cli(home, "mlcomops_assets.pipeline_run")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert f"duplicate key 'min_roc_auc': first on line {first}, again on line {second}" in done.stderr
+    assert not (home / "data").exists(), "nothing may run on a refused policy"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("mlcomops_assets.pipeline_run",), ("mlcomops_assets.monitor_all",), ("mlcomops_assets.champion", "verify")],
+    ids=["pipeline_run", "monitor_all", "champion"],
+)
+def test_every_entry_point_reports_yaml_and_policy_errors_without_traceback(tmp_path: Path, command):
+    home = _cli_home(tmp_path)
+    cases = {
+        "data: [unclosed\n": "is not valid YAML",
+        yaml.safe_dump({**default_policy(), "seed": -1}): "seed: Input should be greater than or equal to 0",
+    }
+    for text, expected in cases.items():
+        (home / "governance.yaml").write_text(text)
+        done = _run_cli(home, *command)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr and expected in done.stderr
+        assert done.stderr.startswith("error: ")
+
+
+def test_an_asset_run_that_loads_a_broken_policy_fails_with_the_message(tmp_path: Path):
+    """Definitions built on a good policy; the file is then broken, as an edit while the UI runs would."""
+    import dagster as dg
+
+    from mlcomops_assets.definitions import build_defs
+
+    home = write_home(tmp_path / "home")
+    defs = build_defs(home)
+    first, second = _with_duplicate(home)
+    (home / ".dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(home / ".dagster_home")) as instance:
+        job = defs.resolve_job_def("end_to_end")
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False, asset_selection=[dg.AssetKey("raw_data")]
+        )
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    message = failure.event_specific_data.error.message
+    assert f"duplicate key 'min_roc_auc': first on line {first}, again on line {second}" in message
+    assert not (home / "data" / "raw").exists()

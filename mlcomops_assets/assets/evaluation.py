@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from mlcomops_assets.assets.publish_gate import publish_on_pass
 from mlcomops_assets.constants import (
     EVALUATION,
     HOLDOUT_DATA,
@@ -25,7 +26,7 @@ _GATED = ("roc_auc", "accuracy", "balanced_accuracy")
     ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
     group_name=EVALUATION,
     kinds={"scikitlearn", "mlflow"},
-    code_version="2",
+    code_version="3",
     tags={"compliance/personal_data": "none"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -65,7 +66,7 @@ def model_evaluation(
     outcome = apply_waivers(evaluation_violations(report, policy), policy, on)
     shortfalls = outcome.blocking_texts(on)
     report["waived"] = outcome.waived_texts()
-    yield dg.Output(
+    output = dg.Output(
         report,
         metadata={
             **{k: float(v) for k, v in scalars.items()},
@@ -81,7 +82,7 @@ def model_evaluation(
             ),
         },
     )
-    yield dg.AssetCheckResult(
+    check = dg.AssetCheckResult(
         check_name=MEETS_PERFORMANCE_MINIMUM,
         passed=not shortfalls,
         description="; ".join(shortfalls)
@@ -93,3 +94,5 @@ def model_evaluation(
             "waived": "; ".join(report["waived"]) or "(none)",
         },
     )
+    # Audit before publish: the IO manager writes the record only when the check passed.
+    yield from publish_on_pass("the evaluation report", [output], [check])

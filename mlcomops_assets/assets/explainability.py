@@ -4,6 +4,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from mlcomops_assets.assets.publish_gate import publish_on_pass
 from mlcomops_assets.constants import (
     EXPLAINABILITY,
     EXPLANATIONS_ARE_FAITHFUL,
@@ -26,7 +27,7 @@ ADDITIVITY_TOLERANCE = 1e-6
     ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
     group_name=EXPLAINABILITY,
     kinds={"shap", "mlflow"},
-    code_version="2",
+    code_version="3",
     tags={"compliance/personal_data": "none", "compliance/control": "explanation"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -59,6 +60,17 @@ def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectRe
     margin = model[-1].decision_function(model[:-1].transform(features(sample, policy)))
     base = float(np.ravel(explainer.expected_value)[-1])
     additivity_error = float(np.max(np.abs(base + values.sum(axis=1).to_numpy() - margin)))
+    check = dg.AssetCheckResult(
+        check_name=EXPLANATIONS_ARE_FAITHFUL,
+        passed=additivity_error <= ADDITIVITY_TOLERANCE,
+        description=f"max |base + sum(SHAP) - log-odds| = {additivity_error:.2e} over {len(sample)} rows "
+        f"(tolerance {ADDITIVITY_TOLERANCE:g})",
+        metadata={"additivity_error": additivity_error, "rows": len(sample)},
+    )
+    if not check.passed:
+        # Audit before publish: an unfaithful explainer and its plot are never written.
+        yield from publish_on_pass("the SHAP explainer and its plot", [], [check])
+        return
 
     # The explainer is a model-side object: kept beside the models, never in the publication folder;
     # only its plot is published.
@@ -109,13 +121,7 @@ def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectRe
             "explainer_path": dg.MetadataValue.path(str(explainer_path)),
         },
     )
-    yield dg.AssetCheckResult(
-        check_name=EXPLANATIONS_ARE_FAITHFUL,
-        passed=additivity_error <= ADDITIVITY_TOLERANCE,
-        description=f"max |base + sum(SHAP) - log-odds| = {additivity_error:.2e} over {len(sample)} rows "
-        f"(tolerance {ADDITIVITY_TOLERANCE:g})",
-        metadata={"additivity_error": additivity_error, "rows": len(sample)},
-    )
+    yield check
 
 
 def _b64(path) -> str:

@@ -5,6 +5,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from mlcomops_assets.assets.publish_gate import publish_on_pass
 from mlcomops_assets.constants import FAIRNESS, FAIRNESS_REPORT, FAIRNESS_WITHIN_THRESHOLDS, HOLDOUT_DATA, TRAINED_MODEL
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.fairness import GAP_METRICS, gate_violations
@@ -33,7 +34,7 @@ def _metric_key(name: str) -> str:
     ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
     group_name=FAIRNESS,
     kinds={"fairlearn", "mlflow"},
-    code_version="2",
+    code_version="3",
     tags={"compliance/personal_data": "aggregated", "compliance/control": "non-discrimination"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -89,8 +90,8 @@ def fairness_report(
     metadata.update(gaps)
     metadata["model_uri"] = model_record["model_uri"]
     gate = policy.gates.fairness
-    yield dg.Output(report, metadata=metadata)
-    yield dg.AssetCheckResult(
+    output = dg.Output(report, metadata=metadata)
+    check = dg.AssetCheckResult(
         check_name=FAIRNESS_WITHIN_THRESHOLDS,
         passed=not violations,
         description="; ".join(violations)
@@ -105,3 +106,5 @@ def fairness_report(
             "waived": "; ".join(report["waived"]) or "(none)",
         },
     )
+    # Audit before publish: the IO manager writes the record only when the check passed.
+    yield from publish_on_pass("the fairness report", [output], [check])

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from mlcomops_assets.assets.ingestion import RAW_MD5_ATTR
+from mlcomops_assets.assets.publish_gate import blocking_failed, publish_on_pass
 from mlcomops_assets.constants import (
     HOLDOUT_DATA,
     NO_TIME_LEAKAGE,
@@ -16,7 +17,7 @@ from mlcomops_assets.constants import (
     TRAINING_DATA,
     VALIDATED_DATA,
 )
-from mlcomops_assets.lib.splitting import BATCH_COLUMN, split_by_time
+from mlcomops_assets.lib.splitting import BATCH_COLUMN, SplitError, split_by_time, split_problems
 from mlcomops_assets.resources import ProjectResource
 
 _TAGS = {"compliance/personal_data": "pseudonymous", "compliance/layer": "prepared"}
@@ -31,7 +32,7 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
         key=key,
         group_name=PREPARATION,
         kinds={"pandas", "parquet"},
-        code_version="1",
+        code_version="2",
         description=description,
         tags=_TAGS,
     )
@@ -67,33 +68,28 @@ def data_splits(
     context: dg.AssetExecutionContext, validated: pd.DataFrame, project: ProjectResource
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Split the validated data by time: training/holdout up to the policy's cutoff, production after.
-    Each production period is registered as a partition of the monitoring assets."""
+    Each production period is registered as a partition of the monitoring assets.
+
+    Write-audit-publish: the splits are computed in memory and both checks evaluated first; the files
+    under data/prepared/ are replaced only when both pass, so a failed split leaves the last good sets."""
     policy = project.policy()
     spec = policy.data
-    splits = split_by_time(validated, policy)
+    try:
+        splits = split_by_time(validated, policy)
+    except SplitError as exc:
+        failed = dg.AssetCheckResult(
+            check_name=SPLITS_ARE_USABLE, asset_key=TRAINING_DATA, passed=False, description=str(exc)
+        )
+        yield from publish_on_pass("the prepared data", [], [failed])
+        return
     raw_md5 = validated.attrs.get(RAW_MD5_ATTR, "unknown")
     for frame in (splits.training, splits.holdout, splits.production):
         frame.attrs[RAW_MD5_ATTR] = raw_md5
+    checks = [_usable_check(splits, spec.target), _leakage_check(splits, policy)]
+    if blocking_failed(checks):
+        yield from publish_on_pass("the prepared data", [], checks)
+        return
 
-    common = {"raw_data_md5": raw_md5, "training_cutoff": str(spec.training_cutoff), "seed": policy.seed}
-    yield dg.Output(
-        splits.training,
-        output_name=TRAINING_DATA.path[-1],
-        metadata={
-            **common,
-            "dagster/row_count": len(splits.training),
-            "class_counts": _class_counts(splits.training, spec.target),
-        },
-    )
-    yield dg.Output(
-        splits.holdout,
-        output_name=HOLDOUT_DATA.path[-1],
-        metadata={
-            **common,
-            "dagster/row_count": len(splits.holdout),
-            "class_counts": _class_counts(splits.holdout, spec.target),
-        },
-    )
     batches = splits.production[BATCH_COLUMN].value_counts().sort_index()
     # Each production period becomes a partition of the monitoring assets (inbox files add their own).
     new_keys = [
@@ -101,40 +97,76 @@ def data_splits(
     ]
     if new_keys:
         context.instance.add_dynamic_partitions(PRODUCTION_BATCHES.name, new_keys)
-    yield dg.Output(
-        splits.production,
-        output_name=PRODUCTION_DATA.path[-1],
-        metadata={
-            **common,
-            "dagster/row_count": len(splits.production),
-            "batches": dg.MetadataValue.table(
-                records=[dg.TableRecord({"batch": str(b), "rows": int(n)}) for b, n in batches.items()],
-                schema=dg.TableSchema(columns=[dg.TableColumn("batch", "string"), dg.TableColumn("rows", "int")]),
-            ),
-        },
-    )
+    yield from publish_on_pass("the prepared data", _outputs(splits, batches, policy, raw_md5), checks)
 
-    labels_needed = 2
-    usable = {
-        name: (len(frame), frame[spec.target].nunique())
-        for name, frame in (("training", splits.training), ("holdout", splits.holdout))
-    }
-    problems = [f"{n}: {rows} rows, {k} class(es)" for n, (rows, k) in usable.items() if rows == 0 or k < labels_needed]
-    yield dg.AssetCheckResult(
+
+def _outputs(splits, batches: pd.Series, policy, raw_md5: str) -> list[dg.Output]:
+    spec = policy.data
+    common = {"raw_data_md5": raw_md5, "training_cutoff": str(spec.training_cutoff), "seed": policy.seed}
+    return [
+        dg.Output(
+            splits.training,
+            output_name=TRAINING_DATA.path[-1],
+            metadata={
+                **common,
+                "dagster/row_count": len(splits.training),
+                "class_counts": _class_counts(splits.training, spec.target),
+            },
+        ),
+        dg.Output(
+            splits.holdout,
+            output_name=HOLDOUT_DATA.path[-1],
+            metadata={
+                **common,
+                "dagster/row_count": len(splits.holdout),
+                "class_counts": _class_counts(splits.holdout, spec.target),
+            },
+        ),
+        dg.Output(
+            splits.production,
+            output_name=PRODUCTION_DATA.path[-1],
+            metadata={
+                **common,
+                "dagster/row_count": len(splits.production),
+                "batches": dg.MetadataValue.table(
+                    records=[dg.TableRecord({"batch": str(b), "rows": int(n)}) for b, n in batches.items()],
+                    schema=dg.TableSchema(columns=[dg.TableColumn("batch", "string"), dg.TableColumn("rows", "int")]),
+                ),
+            },
+        ),
+    ]
+
+
+def _usable_check(splits, target: str) -> dg.AssetCheckResult:
+    problems = split_problems(splits, target)
+    return dg.AssetCheckResult(
         check_name=SPLITS_ARE_USABLE,
         asset_key=TRAINING_DATA,
         passed=not problems,
         description="; ".join(problems) or "training and holdout both hold both classes",
-        metadata={f"{n}_rows": rows for n, (rows, _) in usable.items()},
+        metadata={"training_rows": len(splits.training), "holdout_rows": len(splits.holdout)},
     )
-    times = splits.production[spec.time_column]
-    past_times = pd.concat([splits.training[spec.time_column], splits.holdout[spec.time_column]])
-    latest_past, earliest_production = past_times.max(), (times.min() if len(times) else None)
-    leak = earliest_production is not None and not earliest_production > latest_past
-    yield dg.AssetCheckResult(
+
+
+def _leakage_check(splits, policy) -> dg.AssetCheckResult:
+    """Counts against the policy's cutoff, not the latest or earliest time itself (a cell value)."""
+    spec = policy.data
+    column, cutoff = spec.time_column, spec.training_cutoff
+
+    def as_times(values: pd.Series):
+        if pd.api.types.is_numeric_dtype(values):
+            return values, cutoff
+        return pd.to_datetime(values), pd.Timestamp(cutoff)
+
+    past = pd.concat([splits.training[column], splits.holdout[column]])
+    past_times, limit = as_times(past)
+    production_times, _ = as_times(splits.production[column])
+    late, early = int((past_times > limit).sum()), int((production_times <= limit).sum())
+    return dg.AssetCheckResult(
         check_name=NO_TIME_LEAKAGE,
         asset_key=PRODUCTION_DATA,
-        passed=not leak,
-        description=(f"latest training/holdout time {latest_past}, earliest production time {earliest_production}"),
-        metadata={"latest_training_time": str(latest_past), "earliest_production_time": str(earliest_production)},
+        passed=not (late or early),
+        description=f"{late} training/holdout row(s) after data.training_cutoff={cutoff}, {early} production "
+        "row(s) at or before it",
+        metadata={"past_rows_after_cutoff": late, "production_rows_before_cutoff": early},
     )

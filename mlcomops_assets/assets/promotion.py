@@ -108,6 +108,36 @@ def _sign_promotion(
     return record, signature
 
 
+def _check_registration(mlflow_session: MlflowSession, model_record: dict) -> None:
+    """Promote only a version whose registry entry matches the record: built from the record's MLflow
+    run, registered by the run that wrote the record, from candidates of the run the record names."""
+    client = mlflow_session.client()
+    name, version = model_record["registered_name"], model_record["version"]
+    registered = client.get_model_version(name, version)
+    expected = {
+        "MLflow run": (registered.run_id, model_record.get("run_id")),
+        "registering Dagster run": (
+            registered.tags.get("registered_by.dagster_run_id"),
+            model_record.get("registered_by_run_id"),
+        ),
+        "candidates' Dagster run": (
+            client.get_run(registered.run_id).data.tags.get("dagster.run_id"),
+            model_record.get("candidates_run_id"),
+        ),
+    }
+    wrong = [
+        f"{what} is {found} in the registry, {want} in the record"
+        for what, (found, want) in expected.items()
+        if not want or found != want
+    ]
+    if wrong:
+        raise dg.Failure(
+            description=f"refused to promote {name} v{version}, its lineage does not match trained_model: "
+            + "; ".join(wrong)
+            + ". Materialize trained_model again."
+        )
+
+
 @dg.asset(
     key=CHAMPION_MODEL,
     ins={
@@ -152,6 +182,7 @@ def champion_model(
                 description=f"evidence is for {report['model_uri']}, not {model_record['model_uri']}: "
                 "materialize evaluation, fairness and explainer for this version first"
             )
+    _check_registration(mlflow_session, model_record)
     on = today()
     key = mlflow_session.signing_key(create=True)
     failures, waived = gate_failures(evaluation, fairness, explainer, policy, ADDITIVITY_TOLERANCE, on)

@@ -21,6 +21,7 @@ from mlcomops_assets.lib.gates import GateOutcome, today
 from mlcomops_assets.lib.promotion import gate_outcome
 from mlcomops_assets.lib.publication import publish_markdown
 from mlcomops_assets.lib.selection import preferred
+from mlcomops_assets.lib.stale_runs import process_tags
 from mlcomops_assets.lib.uncertainty import auc_difference, performance_intervals
 from mlcomops_assets.policy import Policy
 from mlcomops_assets.resources import MlflowSession, ProjectResource
@@ -247,6 +248,8 @@ def model_selection_report(
         "justification": choice.justification,
         "raw_data_md5": candidates["raw_data_md5"],
         "policy_fingerprint": policy.fingerprint,
+        # The model_candidates materialization compared here; registration refuses any other.
+        "candidates_run_id": candidates.get("dagster_run_id"),
         "candidates": results,
     }
 
@@ -304,6 +307,7 @@ def _log_to_mlflow(mlflow_session: MlflowSession, policy: Policy, report: dict[s
                 "candidate.name": r["name"],
                 "mitigation.base": r["mitigation"]["base"],
                 "deployable": "false",
+                **process_tags(),
             }
             with mlflow_session.start_run(policy.model.experiment_name, r["name"], tags) as run:
                 mlflow.log_params({k: v for k, v in r["mitigation"].items() if isinstance(v, str)})

@@ -8,6 +8,7 @@ import pandas as pd
 
 import mlcomops_assets
 from mlcomops_assets.assets.ingestion import RAW_MD5_ATTR
+from mlcomops_assets.assets.publish_gate import publish_on_pass
 from mlcomops_assets.constants import (
     CANDIDATES_RELOAD_EXACTLY,
     MODEL_CANDIDATES,
@@ -20,12 +21,14 @@ from mlcomops_assets.constants import (
 )
 from mlcomops_assets.lib import candidates as candidate_lib
 from mlcomops_assets.lib import modeling
-from mlcomops_assets.lib.lineage import git_commit
+from mlcomops_assets.lib.files import fault_point
+from mlcomops_assets.lib.lineage import git_commit, registration_mismatches
 from mlcomops_assets.lib.model_registry import pip_requirements, trusted_types
+from mlcomops_assets.lib.stale_runs import process_tags
 from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
-CODE_VERSION = "2"
+CODE_VERSION = "3"
 _RELOAD_ROWS = 500
 _REPO = Path(mlcomops_assets.__file__).resolve().parent.parent
 
@@ -39,6 +42,8 @@ def lineage_tags(context: dg.AssetExecutionContext, raw_md5: str, policy_fingerp
         "data.raw_md5": raw_md5,
         "policy.fingerprint": policy_fingerprint,
         "git.commit": git_commit(_REPO),
+        # The process, so a run left RUNNING by a kill can be proven orphaned (lib.stale_runs).
+        **process_tags(),
     }
 
 
@@ -146,6 +151,7 @@ def model_candidates(
             )
             mlflow.log_dict({"metric": metric, "grid": tuned.cv_results}, "selection/cross_validation.json")
             mlflow.set_tag("skops_trusted_types", ",".join(types))
+            fault_point(f"mlflow_run:{name}")
             # No input_example: it would copy rows of personal data into the model artifact.
             info = mlflow.sklearn.log_model(
                 tuned.model,
@@ -179,6 +185,8 @@ def model_candidates(
         )
     record = {
         "candidates": entries,
+        # Which run produced these candidates: selection and registration check they agree.
+        "dagster_run_id": context.run.run_id,
         "raw_data_md5": raw_md5,
         "policy_fingerprint": policy.fingerprint,
         "git_commit": tags["git.commit"],
@@ -187,7 +195,7 @@ def model_candidates(
         "production_batches": added,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    yield dg.Output(
+    output = dg.Output(
         record,
         metadata={
             "candidates": table(
@@ -214,7 +222,7 @@ def model_candidates(
             "production_batches_added": batches_tag,
         },
     )
-    yield dg.AssetCheckResult(
+    check = dg.AssetCheckResult(
         check_name=CANDIDATES_RELOAD_EXACTLY,
         passed=not mismatched,
         description=(
@@ -225,6 +233,8 @@ def model_candidates(
         ),
         metadata={"candidates": len(entries), "mismatched": len(mismatched)},
     )
+    # Audit before publish: the IO manager writes the record only when the check passed.
+    yield from publish_on_pass("the candidates record", [output], [check])
 
 
 @dg.asset(
@@ -279,6 +289,16 @@ def trained_model(
 
     registered_name = policy.model.registered_name
     client = mlflow_session.client()
+    latest = context.instance.get_latest_materialization_event(MODEL_CANDIDATES)
+    mismatches = registration_mismatches(
+        selection, candidates, client.get_run(entry["run_id"]).data.tags, latest.run_id if latest else None
+    )
+    if mismatches:
+        raise dg.Failure(
+            description="refused to register a model of mixed lineage: "
+            + "; ".join(mismatches)
+            + ". Materialize model_candidates, model_selection_report and trained_model together."
+        )
     version = str(mlflow.register_model(entry["model_uri"], registered_name).version)
     client.update_model_version(
         registered_name,
@@ -294,6 +314,7 @@ def trained_model(
         "selection.rule": selection["rule"][:5000],
         "selection.justification": selection["justification"][:5000],
         "registered_by.dagster_run_id": context.run.run_id,
+        "candidates.dagster_run_id": candidates["dagster_run_id"],
     }
     for key, value in version_tags.items():
         if not key.startswith("mlflow."):
@@ -306,6 +327,8 @@ def trained_model(
         "logged_model_uri": entry["model_uri"],
         "run_id": entry["run_id"],
         "experiment_id": entry["experiment_id"],
+        "candidates_run_id": candidates["dagster_run_id"],
+        "registered_by_run_id": context.run.run_id,
         "candidate": chosen,
         "estimator": entry["estimator"],
         "interpretable": entry["interpretable"],
@@ -323,7 +346,7 @@ def trained_model(
     registered = mlflow_session.load_model(record["model_uri"])
     logged = mlflow_session.load_model(entry["model_uri"])
     same = bool(np.array_equal(registered.predict_proba(sample), logged.predict_proba(sample)))
-    yield dg.Output(
+    output = dg.Output(
         record,
         metadata={
             "registered_model": f"{registered_name} v{version}",
@@ -339,7 +362,7 @@ def trained_model(
             "params": dg.MetadataValue.json({**entry["fixed_params"], **entry["best_params"]}),
         },
     )
-    yield dg.AssetCheckResult(
+    check = dg.AssetCheckResult(
         check_name=MODEL_REGISTERED,
         passed=same,
         description=(
@@ -349,3 +372,5 @@ def trained_model(
         ),
         metadata={"rows_compared": len(sample), "skops_trusted_types": ", ".join(entry["skops_trusted_types"])},
     )
+    # Audit before publish: the IO manager writes the record only when the check passed.
+    yield from publish_on_pass("the trained model record", [output], [check])

@@ -15,12 +15,13 @@ import dagster as dg
 import pandas as pd
 
 from mlcomops_assets.assets.ingestion import RAW_MD5_ATTR
-from mlcomops_assets.constants import NO_PROXY_FEATURES, RAW_DATA, VALIDATED_DATA, VALIDATION
+from mlcomops_assets.constants import NO_PROXY_FEATURES, RAW_DATA, SPLITS_ARE_USABLE, VALIDATED_DATA, VALIDATION
 from mlcomops_assets.lib.files import file_md5, write_json
 from mlcomops_assets.lib.gx_validation import RuleResult, Validation, blocking_failures, unreadable, validate
 from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, protect_identifiers
 from mlcomops_assets.lib.rules import rules_from_policy
 from mlcomops_assets.lib.sources import SourceError, read_raw, typed
+from mlcomops_assets.lib.splitting import SplitError, split_by_time, split_problems
 from mlcomops_assets.metadata import table
 from mlcomops_assets.policy import Policy
 from mlcomops_assets.resources import ProjectResource
@@ -144,12 +145,28 @@ def build_contract_checks(policy: Policy, home) -> dg.AssetChecksDefinition:
     return raw_data_contract
 
 
+def _audit_splits(frame: pd.DataFrame, policy: Policy) -> None:
+    """Audit before publish: data that passes the contract but cannot be split (no rows before the
+    cutoff, one label class in the training window) would replace the validated layer and leave it
+    out of step with the champion; it is refused here, with counts, before anything is written."""
+    try:
+        problems = split_problems(split_by_time(frame, policy), policy.data.target)
+    except SplitError as exc:
+        problems = [str(exc)]
+    if problems:
+        raise dg.Failure(
+            description=f"rule '{SPLITS_ARE_USABLE}' fails, so the validated data was not published (the last "
+            "validated data is unchanged): " + "; ".join(problems),
+            metadata={"failed_rules": SPLITS_ARE_USABLE},
+        )
+
+
 @dg.asset(
     key=VALIDATED_DATA,
     deps=[RAW_DATA],
     group_name=VALIDATION,
     kinds={"pandas", "parquet", "greatexpectations"},
-    code_version="2",
+    code_version="3",
     tags={"compliance/personal_data": "pseudonymous", "compliance/layer": "validated"},
 )
 def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output[pd.DataFrame]:
@@ -160,7 +177,8 @@ def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) 
     Ignored columns are dropped. It only builds on bytes that passed the whole contract: the file's MD5
     and the policy fingerprint must match a passing validation recorded by the contract checks, or the
     contract is re-run here on the exact file read; any critical failure stops this asset with the
-    failed rules, columns and row counts.
+    failed rules, columns and row counts. Data that cannot be split into usable training and holdout
+    sets is refused too (rule ``splits_are_usable``), before anything is written.
     """
     policy = project.policy()
     # Hash before reading: the version recorded is never newer than the bytes validated.
@@ -191,11 +209,13 @@ def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) 
     treatment: dict[str, Any] = {"dropped_columns": ", ".join(policy.data.dropped_columns) or "(none)"}
     try:
         out, used_key = protect_identifiers(typed(frame, policy.data), policy)
-    except PseudonymKeyError as exc:
+    except (PseudonymKeyError, SourceError) as exc:
+        # SourceError: a value that does not convert to the declared type; the message has counts only.
         raise dg.Failure(description=str(exc)) from None
     if used_key is not None:
         treatment["pseudonymized_columns"] = ", ".join(policy.data.pseudonymized_columns)
         treatment["pseudonym_key_id"] = used_key
+    _audit_splits(out, policy)
     out.attrs[RAW_MD5_ATTR] = raw_md5
     return dg.Output(
         out,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +24,14 @@ FAULT_MARKER_ENV = "MLCOMOPS_FAULT_MARKER"
 
 
 def _pause_for_fault_injection(target: Path) -> None:
-    if os.environ.get(FAULT_PAUSE_ENV) != target.name:
+    fault_point(target.name)
+
+
+def fault_point(name: str) -> None:
+    """Pause here (2 min) when ``$MLCOMOPS_FAULT_PAUSE_BEFORE_RENAME`` names this point, after touching
+    ``$MLCOMOPS_FAULT_MARKER``; a no-op otherwise. File writes use the target's name; training uses
+    ``mlflow_run:<candidate>`` (inside its open MLflow run)."""
+    if os.environ.get(FAULT_PAUSE_ENV) != name:
         return
     import time
 
@@ -30,10 +39,34 @@ def _pause_for_fault_injection(target: Path) -> None:
     time.sleep(120)
 
 
+def _writer_token() -> str:
+    """``<host hash>-<pid>``: names the writing process in its temporary file's name."""
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    return f"{host}-{os.getpid()}"
+
+
+def temp_owner(leftover: Path, target: Path) -> tuple[str, int] | None:
+    """The (host hash, pid) encoded in a temporary file of ``target``, or None if it has none."""
+    match = re.fullmatch(rf"\.{re.escape(target.name)}\.([0-9a-f]{{8}})-(\d+)\.[^.]+\.tmp", leftover.name)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
 def _remove_leftovers(target: Path) -> None:
-    """Temporary files of a writer that was killed; runs are serialized, so none is in use."""
+    """Temporary files of ``target`` whose writer is provably dead (a killed run).
+
+    Each temporary file names its writer (host hash and pid). Another writer's file is removed only
+    when that writer ran on this host and its pid is gone: two runs writing at once (whatever the
+    lock says) never delete each other's files. Files of other hosts or without a writer are kept.
+    """
+    from mlcomops_assets.lib.processes import ProcessId
+
+    host = _writer_token().split("-")[0]
     for leftover in target.parent.glob(f".{target.name}.*.tmp"):
-        leftover.unlink(missing_ok=True)
+        owner = temp_owner(leftover, target)
+        if owner is None or owner[0] != host or owner[1] == os.getpid():
+            continue
+        if ProcessId(socket.gethostname(), owner[1]).is_dead():
+            leftover.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -41,7 +74,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{_writer_token()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -13,14 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from mlcomops_assets.lib.gx_scrub import AGGREGATE_OBSERVED, error_type, safe_error, scrub_exception, scrub_result
 from mlcomops_assets.lib.rules import Kind, Rule
-
-# Table-level and type results carry observed values that are structure, not personal data.
-_SAFE_OBSERVED = {
-    "ExpectTableColumnsToMatchSet",
-    "ExpectTableRowCountToBeBetween",
-    "ExpectColumnValuesToBeInTypeList",
-}
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,7 @@ class RuleResult:
 
 
 def _observed(rule: Rule, result: dict[str, Any]) -> str | None:
-    if rule.expectation not in _SAFE_OBSERVED:
+    if rule.expectation not in AGGREGATE_OBSERVED:  # others would be cell values (min, max, distinct)
         return None
     value = result.get("observed_value")
     if rule.expectation == "ExpectTableColumnsToMatchSet":
@@ -49,7 +43,21 @@ def _observed(rule: Rule, result: dict[str, Any]) -> str | None:
         extra = details.get("unexpected") or []
         parts = [f"missing {sorted(missing)}" if missing else "", f"undeclared {sorted(extra)}" if extra else ""]
         return "; ".join(p for p in parts if p) or None
+    if isinstance(value, float):
+        return f"{value:.4g}"
     return None if value is None else str(value)
+
+
+def _bounds(rule: Rule) -> str:
+    """The rule's own parameters, e.g. 'required: between 18 and 35'."""
+    low, high = rule.kwargs.get("min_value"), rule.kwargs.get("max_value")
+    if low is None and high is None:
+        return ""
+    if low is None:
+        return f"; required: at most {high}"
+    if high is None:
+        return f"; required: at least {low}"
+    return f"; required: between {low} and {high}"
 
 
 def _message(
@@ -75,7 +83,7 @@ def _message(
     if bad is not None and total:
         pct = res.get("unexpected_percent") or 0.0
         return f"FAILED {head}: {bad:,} of {total:,} rows ({pct:.2f}%) break it. {rule.description}"
-    detail = f" (observed: {observed})" if observed else ""
+    detail = f" (observed: {observed}{_bounds(rule)})" if observed else ""
     return f"FAILED {head}{detail}. {rule.description}"
 
 
@@ -129,6 +137,21 @@ def _context(suite_name: str, docs_dir: Path | None):
     return context
 
 
+def _build_docs(context, identifier, suite_result, suite_name: str) -> Path | None:
+    """Render Data Docs from the scrubbed result: it replaces GX's stored copy (in memory only, the
+    context is ephemeral), so no page is ever rendered from a result that still holds cell values."""
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    context.validation_results_store.set(identifier, suite_result)
+    context.build_data_docs(
+        site_names=[DOCS_SITE], resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite_name)]
+    )
+    urls = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE)
+    if urls and urls[0].get("site_url"):
+        return Path(urls[0]["site_url"].removeprefix("file://"))
+    return None
+
+
 def _with_parsed_dates(frame: pd.DataFrame, rules: list[Rule]) -> pd.DataFrame:
     """Add the helper columns that date-window rules check (unparseable values become missing)."""
     from mlcomops_assets.lib.rules import parsed_column
@@ -169,31 +192,33 @@ def validate(frame: pd.DataFrame, rules: list[Rule], suite_name: str, docs_dir: 
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=suite_name, data=batch_definition, suite=suite)
     )
-    docs_page = None
-    if docs_dir is None:
-        outcome = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
-    else:
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=f"{suite_name}_checkpoint",
-                validation_definitions=[definition],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
-                result_format=RESULT_FORMAT,
-            )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{suite_name}_checkpoint",
+            validation_definitions=[definition],
+            actions=[],  # Data Docs are built below, from the scrubbed result only
+            result_format=RESULT_FORMAT,
         )
-        run = checkpoint.run(batch_parameters={"dataframe": frame})
-        ((identifier, outcome),) = run.run_results.items()
-        urls = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE)
-        if urls and urls[0].get("site_url"):
-            docs_page = Path(urls[0]["site_url"].removeprefix("file://"))
-    outcome = outcome.to_json_dict()
+    )
+    run = checkpoint.run(batch_parameters={"dataframe": frame})
+    ((identifier, suite_result),) = run.run_results.items()
+    for item in suite_result.results:
+        rule = by_name[item.expectation_config.meta["rule"]]
+        kind = error_type(item.exception_info)
+        if kind is not None:
+            item.exception_info = scrub_exception(
+                item.exception_info, safe_error(rule.expectation, kind, rule.column, frame)
+            )
+        item.result = scrub_result(rule.expectation, item.result)
+    docs_page = _build_docs(context, identifier, suite_result, suite_name) if docs_dir is not None else None
+    outcome = suite_result.to_json_dict()
 
     results: dict[str, RuleResult] = {}
     # GX regroups results by column; key them by the rule name carried in meta, never by position.
     for item in outcome["results"]:
         rule = by_name[item["expectation_config"]["meta"]["rule"]]
         res = item.get("result") or {}
-        error = _error_text(item.get("exception_info"))
+        error = _error_text(item.get("exception_info"))  # already scrubbed: type, column, count
         passed = bool(item["success"])
         observed = _observed(rule, res)
         if rule.expectation == "ExpectColumnValuesToBeInTypeList" and rule.column in frame.columns:

@@ -9,6 +9,11 @@ import pandas as pd
 from mlcomops_assets.policy import Policy
 
 BATCH_COLUMN = "batch"
+LABELS_NEEDED = 2
+
+
+class SplitError(ValueError):
+    """The data passed the contract but cannot be split into usable sets; the message holds counts only."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +42,18 @@ def split_by_time(frame: pd.DataFrame, policy: Policy) -> Splits:
     past = frame.loc[times <= cutoff]
     production = frame.loc[times > cutoff].copy()
     production[BATCH_COLUMN] = batch_labels(production[spec.time_column])
-    if len(past) < 2:
-        raise ValueError(
+    if len(past) < LABELS_NEEDED:
+        raise SplitError(
             f"only {len(past)} row(s) at or before data.training_cutoff={spec.training_cutoff}: nothing to train on"
         )
+    smallest = int(past[spec.target].value_counts().min())
     stratify = past[spec.target] if policy.split.stratify and past[spec.target].nunique() > 1 else None
+    if stratify is not None and smallest < LABELS_NEEDED:
+        # scikit-learn would raise with its own wording; say it with counts and the policy's names.
+        raise SplitError(
+            f"the rarest label class has {smallest} row(s) at or before data.training_cutoff="
+            f"{spec.training_cutoff}: a stratified holdout needs at least {LABELS_NEEDED}"
+        )
     training, holdout = train_test_split(
         past, test_size=policy.split.holdout_fraction, random_state=policy.seed, stratify=stratify
     )
@@ -50,3 +62,13 @@ def split_by_time(frame: pd.DataFrame, policy: Policy) -> Splits:
         holdout=holdout.sort_index().reset_index(drop=True),
         production=production.reset_index(drop=True),
     )
+
+
+def split_problems(splits: Splits, target: str) -> list[str]:
+    """Why the training or holdout set is unusable (empty, or fewer than both label classes); counts only."""
+    problems = []
+    for name, frame in (("training", splits.training), ("holdout", splits.holdout)):
+        classes = frame[target].nunique()
+        if len(frame) == 0 or classes < LABELS_NEEDED:
+            problems.append(f"{name}: {len(frame)} rows, {classes} class(es)")
+    return problems

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -28,6 +29,11 @@ class MlflowSession(dg.ConfigurableResource):
     def _activate(self) -> None:
         import mlflow
 
+        from mlcomops_assets.lib.mlflow_store import database_path, rehome_store
+
+        # A copied or moved project must log into its own artifact folder, not the one its store
+        # was created in: MLflow keeps absolute locations (lib.mlflow_store says why and how).
+        rehome_store(database_path(self.tracking_uri), Path(self.artifact_root))
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 
-from mlcomops_assets.policy import Policy, load_policy
+from mlcomops_assets.policy import Policy, PolicyError, load_policy
 from mlcomops_assets.settings import ProjectPaths
 
 
@@ -15,6 +17,26 @@ class ProjectResource(dg.ConfigurableResource):
 
     home: str
     reports_url: str = "http://127.0.0.1:3001"
+    # How long a run waits for another writer to finish before it is refused (None: the
+    # environment's MLCOMOPS_RUN_LOCK_WAIT_SECONDS, else run_guard's default).
+    lock_wait_seconds: float | None = None
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[ProjectResource]:
+        """Within a run, hold the project lock from before the first step until after the last one.
+
+        Every asset and check requires this resource, and the in-process executor initializes it once
+        per run, so this covers every writer however it was launched. Sensors and schedules also build
+        it, but outside any run: they read and never take the lock.
+        """
+        from mlcomops_assets.run_guard import exclusive_run, lock_wait_seconds
+
+        if context.run is None or context.instance is None:
+            yield self
+            return
+        wait = lock_wait_seconds(self.lock_wait_seconds)
+        with exclusive_run(self.paths, context.instance, context.run, wait, context.log):
+            yield self
 
     @property
     def paths(self) -> ProjectPaths:
@@ -23,7 +45,12 @@ class ProjectResource(dg.ConfigurableResource):
     def policy(self) -> Policy:
         # Read on every call, not cached: a materialization uses the policy as it is at run time,
         # and the policy fingerprint recorded with the model says which one that was.
-        return load_policy(self.paths.policy_file)
+        try:
+            return load_policy(self.paths.policy_file)
+        except PolicyError as exc:
+            # As a Failure the message itself is the step's error; a plain exception would show only
+            # as the cause of "Error occurred while executing op".
+            raise dg.Failure(description=str(exc)) from None
 
     def report_link(self, path: Path) -> str:
         """The URL under which the report server shows a published file.

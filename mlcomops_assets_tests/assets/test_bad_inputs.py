@@ -20,6 +20,8 @@ import yaml
 
 from mlcomops_assets import constants as c
 from mlcomops_assets.lib.files import file_md5
+from mlcomops_assets.run_failures import failure_report
+from mlcomops_assets.settings import ProjectPaths
 from mlcomops_assets_tests.conftest import materialize, write_home
 from mlcomops_assets_tests.data_factory import PSEUDONYM_KEY, credit_applications, credit_policy
 
@@ -343,3 +345,73 @@ def test_spreadsheet_export_with_byte_order_mark_is_accepted(home_factory, monke
     with materialize(home, "raw_data,validated_data") as (result, _):
         assert result.success
         assert [e.check_name for e in result.get_asset_check_evaluations() if not e.passed] == []
+
+
+def _dates_after_cutoff() -> pd.DataFrame:
+    """Every application after the training cutoff (2023-09-30): nothing to train on."""
+    days = pd.to_datetime(BASE["application_date"]).dt.dayofyear % 90
+    return BASE.assign(
+        application_date=(pd.Timestamp("2023-10-01") + pd.to_timedelta(days, unit="D")).dt.strftime("%Y-%m-%d")
+    )
+
+
+def _one_class_before_cutoff() -> pd.DataFrame:
+    """Both classes overall (the contract passes) but only 'approved' in the training window."""
+    before = BASE["application_date"] <= "2023-09-30"
+    after_labels = ["rejected" if i % 2 else "approved" for i in range(int((~before).sum()))]
+    decision = BASE["decision"].copy()
+    decision[before] = "approved"
+    decision[~before] = after_labels
+    return BASE.assign(decision=decision)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [(_one_class_before_cutoff, "1 class(es)"), (_dates_after_cutoff, "only 0 row(s) at or before")],
+    ids=["single_class_training_window", "no_rows_before_cutoff"],
+)
+def test_data_that_cannot_be_split_publishes_nothing(make, reason, good_home, monkeypatch):
+    """Data that passes the contract but cannot be split stops before the validated layer is written:
+    a readable failure naming splits_are_usable, no unhandled exception, the good layers untouched."""
+    monkeypatch.setenv("MLCOMOPS_PSEUDONYM_KEY", PSEUDONYM_KEY)
+    home, good = good_home
+    _point_policy_at(home, "applications.csv")
+    (home / "inbox/applications.csv").write_bytes(csv(make()))
+    with materialize(home) as (result, _):
+        assert not result.success
+        assert [
+            e.check_name
+            for e in result.get_asset_check_evaluations()
+            if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+        ] == []
+        assert {e.asset_key for e in result.get_asset_materialization_events()} == {c.RAW_DATA}
+        (failure,) = result.get_step_failure_events()
+        error = failure.event_specific_data.error
+    assert failure.asset_key == c.VALIDATED_DATA or failure.step_key == "validated_data"
+    assert error.cls_name == "Failure", error.message  # a dg.Failure, not a ValueError traceback
+    assert f"rule '{c.SPLITS_ARE_USABLE}'" in error.message and reason in error.message
+    # What `make run` prints: the reason with its numbers, not only the step's name.
+    report = failure_report(result, ProjectPaths(home))
+    assert "step validated_data" in report and reason in report
+    assert _layer_hashes(home) == good, "the last good validated and prepared data must stay untouched"
+
+
+def test_splits_are_audited_before_the_prepared_layer_is_written(good_home, monkeypatch):
+    """data_splits alone (a subset run) on a validated file with one label class: the check fails with
+    its counts and data/prepared/ keeps the last good training, holdout and production sets."""
+    monkeypatch.setenv("MLCOMOPS_PSEUDONYM_KEY", PSEUDONYM_KEY)
+    home, good = good_home
+    validated = home / "data/validated/validated_data.parquet"
+    saved = validated.read_bytes()
+    try:
+        pd.read_parquet(validated).assign(decision="approved").to_parquet(validated, index=False)
+        with materialize(home, "training_data,holdout_data,production_data") as (result, _):
+            assert not result.success
+            assert result.get_asset_materialization_events() == []
+            (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == c.SPLITS_ARE_USABLE]
+            report = failure_report(result, ProjectPaths(home))
+    finally:
+        validated.write_bytes(saved)
+    assert not check.passed and "training:" in check.description and "1 class(es)" in check.description
+    assert f"check training_data:{c.SPLITS_ARE_USABLE}: training:" in report
+    assert _layer_hashes(home) == good

@@ -69,14 +69,15 @@ def test_drifted_inbox_batch_is_detected_and_requests_retraining(monitored_home)
     project = ProjectResource(home=str(home))
     defs = build_defs(home)
     with dg.instance_for_test(temp_dir=str(home / ".dagster_home")) as instance:
-        tick = inbox_sensor(
-            dg.build_sensor_context(instance=instance, resources={"project": project}, definitions=defs)
-        )
+        # Entered, as the daemon does: ProjectResource has a run lifecycle (the project lock).
+        with dg.build_sensor_context(instance=instance, resources={"project": project}, definitions=defs) as context:
+            tick = inbox_sensor(context)
         (request,) = tick.run_requests
         assert request.partition_key == "drifted-2003" and request.tags[c.TRIGGER_TAG] == "inbox_sensor"
     with monitor_batch(home, "drifted-2003") as (result, instance):
         checks = _checks(result)
-        retrain = retraining_sensor(dg.build_sensor_context(instance=instance, resources={"project": project}))
+        with dg.build_sensor_context(instance=instance, resources={"project": project}) as context:
+            retrain = retraining_sensor(context)
     assert result.success
     assert not checks[c.BATCH_NO_DATA_DRIFT].passed
     assert "columns drifted" in checks[c.BATCH_NO_DATA_DRIFT].description
