@@ -21,10 +21,10 @@ from mlcomops_assets.constants import (
 )
 from mlcomops_assets.lib import promotion_record as pr
 from mlcomops_assets.lib.champion import download_and_hash, latest_promotion
-from mlcomops_assets.lib.files import write_json
+from mlcomops_assets.lib.files import file_sha256, write_json
 from mlcomops_assets.lib.gates import today
 from mlcomops_assets.lib.promotion import GAP_METRICS, Standing, decide, gate_failures, largest_gap
-from mlcomops_assets.lib.promotion_record import ChampionIntegrityError, file_sha256
+from mlcomops_assets.lib.promotion_record import ChampionIntegrityError
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
 

@@ -99,10 +99,20 @@ def write_json(target: Path, payload: Any) -> Path:
     return write_atomic(target, lambda p: p.write_text(text + "\n", encoding="utf-8"))
 
 
-def file_md5(path: Path) -> str:
-    """MD5 of the file's bytes: the same value DVC 3 records for a file output."""
-    digest = hashlib.md5()
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest of the file's bytes with ``algorithm`` (a hashlib name), read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of the file's bytes: the same value DVC 3 records for a file output."""
+    return file_digest(path, "md5")
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of the file's bytes: what signed records and evidence manifests use."""
+    return file_digest(path, "sha256")

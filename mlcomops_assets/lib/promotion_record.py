@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlcomops_assets.lib.files import file_sha256
+
 KEY_FILE_ENV = "MLCOMOPS_SIGNING_KEY_FILE"
 RECORD_TAG = "promotion.record"
 SIGNATURE_TAG = "promotion.signature"
@@ -72,14 +74,6 @@ def public_key_hex(private_key) -> str:
 
     raw = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return raw.hex()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # MLflow writes this file into the model's own folder whenever a local store serves a `models:/name/N`
