@@ -90,12 +90,24 @@ class ColumnSpec(_Strict):
             raise ValueError("min_date/max_date need a date_format such as '%Y-%m-%d'")
         if self.min_date and self.max_date and self.min_date > self.max_date:
             raise ValueError(f"min_date ({self.min_date}) is after max_date ({self.max_date})")
+        if self.role == ColumnRole.PROTECTED and numeric and self.fairness_bins is None:
+            # Every distinct value would be its own group: most fall below min_group_size and the
+            # attribute could not be evaluated at all, which must not pass silently.
+            raise ValueError(f"a numeric protected attribute needs fairness_bins, for example {self._proposed_bins()}")
         if self.fairness_bins is not None:
             if not numeric or self.role != ColumnRole.PROTECTED:
                 raise ValueError("fairness_bins apply to numeric protected attributes only")
             if len(self.fairness_bins) < 3 or sorted(self.fairness_bins) != self.fairness_bins:
                 raise ValueError("fairness_bins needs at least 3 increasing edges (2 groups)")
         return self
+
+    def _proposed_bins(self) -> str:
+        """Three groups of equal width over the declared range (or a placeholder range to edit)."""
+        low = self.min if self.min is not None else 0
+        high = self.max if self.max is not None else 100
+        step = (high - low) / 3 or 1
+        edges = [low, low + step, low + 2 * step, high + 1]
+        return "[" + ", ".join(f"{e:g}" for e in edges) + "] (edges; review them against the data)"
 
     @property
     def is_numeric(self) -> bool:
@@ -484,6 +496,8 @@ class Policy(_Strict):
                     f"waivers[{i}].metric {waiver.metric!r} is not a {waiver.gate} gate; "
                     f"expected one of {sorted(_GATED_METRICS[waiver.gate])}"
                 )
+            if waiver.metric == "not_evaluated" and waiver.attribute is None:
+                raise ValueError(f"waivers[{i}]: a not_evaluated waiver must name the attribute it excuses")
             if waiver.attribute is not None and waiver.attribute not in analyses:
                 raise ValueError(f"waivers[{i}].attribute {waiver.attribute!r} is not one of {sorted(analyses)}")
         if not (self.owner.startswith("team:") or "@" in self.owner):
@@ -502,7 +516,13 @@ class Policy(_Strict):
 
 _GATED_METRICS = {
     "evaluation": {"roc_auc", "accuracy", "balanced_accuracy"},
-    "fairness": {"demographic_parity_difference", "equalized_odds_difference", "demographic_parity_ratio"},
+    # not_evaluated: an analysis that could not be measured (too few large groups); waivable by name only.
+    "fairness": {
+        "demographic_parity_difference",
+        "equalized_odds_difference",
+        "demographic_parity_ratio",
+        "not_evaluated",
+    },
 }
 
 

@@ -222,3 +222,13 @@ def test_an_asset_run_that_loads_a_broken_policy_fails_with_the_message(tmp_path
     message = failure.event_specific_data.error.message
     assert f"duplicate key 'min_roc_auc': first on line {first}, again on line {second}" in message
     assert not (home / "data" / "raw").exists()
+
+
+def test_a_numeric_protected_attribute_without_bins_is_refused_with_a_proposal():
+    """Unbinned, every age would be its own group and the attribute could never be evaluated."""
+    raw = default_policy()
+    age = raw["data"]["columns"]["age"]
+    age.pop("fairness_bins")
+    age.update({"min": 10, "max": 100})
+    with pytest.raises(PolicyError, match=r"age.*needs fairness_bins, for example \[10, 40, 70, 101\]"):
+        parse_policy(raw)

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from mlcomops_assets.lib.gates import Violation
+from mlcomops_assets.lib.gates import NOT_EVALUATED, Violation
 from mlcomops_assets.lib.uncertainty import cell_counts, percentile_interval, resampled_cells
 from mlcomops_assets.policy import Policy
 
@@ -131,11 +131,14 @@ def fairness_report(frame: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray,
 
 
 def gate_violations(report: dict, policy: Policy) -> list[Violation]:
-    """Every evaluable analysis whose gap breaks the policy's thresholds (empty when the report passes)."""
+    """Every analysis whose gap breaks the policy's thresholds, and every analysis that could not be
+    evaluated (fewer than two groups of ``min_group_size`` rows): what was not measured never passes."""
     gate = policy.gates.fairness
     problems = []
     for name, result in report["attributes"].items():
         if not result.get("evaluable"):
+            large = sum(1 for g in result.get("groups", []) if not g.get("too_small"))
+            problems.append(Violation("fairness", NOT_EVALUATED, float(large), 2.0, name))
             continue
         for metric, limit in (
             ("demographic_parity_difference", gate.max_demographic_parity_difference),

@@ -15,6 +15,9 @@ from mlcomops_assets.policy import Policy, Waiver
 
 # Metrics where a larger value is better; the gate sets a minimum for them.
 _HIGHER_IS_BETTER = {"roc_auc", "accuracy", "balanced_accuracy", "demographic_parity_ratio"}
+# A gate that could not measure: the value is how many groups were large enough, the limit how many are
+# needed. It blocks like any violation; only a waiver naming exactly that attribute excuses it.
+NOT_EVALUATED = "not_evaluated"
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,13 @@ class Violation:
 
     @property
     def text(self) -> str:
-        sign = "<" if self.metric in _HIGHER_IS_BETTER else ">"
         subject = f"{self.attribute}: " if self.attribute else ""
+        if self.metric == NOT_EVALUATED:
+            return (
+                f"{subject}not evaluated: {self.value:.0f} group(s) with at least min_group_size rows, "
+                f"{self.limit:.0f} needed"
+            )
+        sign = "<" if self.metric in _HIGHER_IS_BETTER else ">"
         return f"{subject}{self.metric} {self.value:.3f} {sign} {self.limit:.3f}"
 
     def as_dict(self) -> dict:
@@ -45,6 +53,8 @@ def covers(waiver: Waiver, violation: Violation) -> bool:
         return False
     if waiver.attribute is not None and waiver.attribute != violation.attribute:
         return False
+    if violation.metric == NOT_EVALUATED:
+        return waiver.attribute == violation.attribute  # never a blanket waiver for what was not measured
     if waiver.up_to is None:
         return True
     if violation.metric in _HIGHER_IS_BETTER:

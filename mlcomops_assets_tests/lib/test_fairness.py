@@ -47,7 +47,9 @@ def test_small_groups_are_flagged_and_excluded_not_pooled(policy):
     assert {g["group"]: g["too_small"] for g in colour["groups"]} == {"Black": True, "White": False}
     assert colour["evaluable"] is False and "fewer than two groups" in colour["reason"]
     assert "colour x sex" in report["attributes"]
-    assert not any(v.attribute == "colour" for v in gate_violations(report, policy))
+    # Not measured is not passed: the attribute blocks as "not evaluated".
+    (unmeasured,) = [v for v in gate_violations(report, policy) if v.attribute == "colour"]
+    assert unmeasured.metric == "not_evaluated" and "colour: not evaluated: 1 group(s)" in unmeasured.text
 
 
 def test_report_equals_fairlearn_on_groups_and_gaps(policy):

@@ -2,19 +2,24 @@
 
 import datetime as dt
 
+import pytest
+
 from mlcomops_assets.lib.promotion import Standing, decide, gate_failures, largest_gap
-from mlcomops_assets.policy import parse_policy
+from mlcomops_assets.policy import PolicyError, parse_policy
 from mlcomops_assets_tests.conftest import default_policy
 
 
-def _fairness(dpd: float, eod: float, ratio: float = 0.95):
+def _fairness(dpd: float, eod: float, ratio: float = 0.95, unevaluable: bool = False):
     colour = {
         "evaluable": True,
         "demographic_parity_difference": dpd,
         "equalized_odds_difference": eod,
         "demographic_parity_ratio": ratio,
     }
-    return {"attributes": {"colour": colour, "tiny": {"evaluable": False}}}
+    attributes = {"colour": colour}
+    if unevaluable:
+        attributes["sex"] = {"evaluable": False, "groups": [{"too_small": True}, {"too_small": False}]}
+    return {"attributes": attributes}
 
 
 def test_first_model_is_promoted_when_every_gate_passed(policy):
@@ -43,7 +48,35 @@ def test_regression_beyond_tolerance_is_refused_within_it_promoted(policy):
 
 
 def test_largest_gap_ignores_unevaluable_groups():
-    assert largest_gap(_fairness(0.06, 0.12)) == 0.12
+    assert largest_gap(_fairness(0.06, 0.12, unevaluable=True)) == 0.12
+
+
+def test_an_attribute_that_was_not_evaluated_blocks_unless_waived_by_name():
+    """What was not measured never passes: it blocks as 'not evaluated', and only a waiver naming that
+    exact attribute excuses it (a waiver for the metric without an attribute does not)."""
+    raw = default_policy()
+    evaluation = {"roc_auc": 0.7, "accuracy": 0.85, "balanced_accuracy": 0.6}
+    day = dt.date(2026, 5, 1)
+    fairness = _fairness(0.05, 0.1, unevaluable=True)
+    failures, _ = gate_failures(evaluation, fairness, {"additivity_error": 0.0}, parse_policy(raw), 1e-6, day)
+    assert failures == ["fairness gate: sex: not evaluated: 1 group(s) with at least min_group_size rows, 2 needed"]
+    waiver = {
+        "gate": "fairness",
+        "metric": "not_evaluated",
+        "approved_by": "dpo@example.org",
+        "reason": "the group is too small in this holdout; assessed by hand",
+        "approved_on": "2026-04-01",
+        "expires": "2026-12-31",
+    }
+    raw["waivers"] = [waiver]
+    with pytest.raises(PolicyError, match="must name the attribute"):  # never a blanket excuse
+        parse_policy(raw)
+    raw["waivers"] = [{**waiver, "attribute": "colour"}]  # another attribute: no excuse
+    failures, waived = gate_failures(evaluation, fairness, {"additivity_error": 0.0}, parse_policy(raw), 1e-6, day)
+    assert len(failures) == 1 and waived == []
+    raw["waivers"] = [{**waiver, "attribute": "sex"}]
+    failures, waived = gate_failures(evaluation, fairness, {"additivity_error": 0.0}, parse_policy(raw), 1e-6, day)
+    assert failures == [] and len(waived) == 1 and "not evaluated" in waived[0]
 
 
 def test_gates_are_re_derived_with_the_policy_in_force_and_its_waivers():
