@@ -43,13 +43,19 @@ def largest_gaps(fairness: dict[str, Any], top: int = 3) -> list[tuple[str, str,
     return sorted(gaps, key=lambda g: g[2], reverse=True)[:top]
 
 
-def render(paths: ProjectPaths, instance, elapsed: float | None = None) -> str:
+def render(paths: ProjectPaths, instance, elapsed: float | None = None, failed_step: str | None = None) -> str:
     raw = _metadata(instance, RAW_DATA)
     model = _metadata(instance, TRAINED_MODEL)
     evaluation = _report(paths, MODEL_EVALUATION.path[-1])
     fairness = _report(paths, FAIRNESS_REPORT.path[-1])
     drift = _report(paths, DRIFT_REPORT.path[-1])
     lines = ["", "=== mlcomops_assets: end-to-end summary ==="]
+    if failed_step:
+        # Printed after a failure too, so the last good state is in view; it must not read as this run's.
+        lines.append(
+            f"THIS RUN FAILED      at {failed_step} (reasons above); below are the latest results that "
+            "passed their checks, which may predate this run"
+        )
     if elapsed is not None:
         lines.append(f"wall time           {elapsed:.0f} s")
     lines.append(f"raw data version    {raw.get('dvc_md5', '(not materialized)')}  (DVC md5 of data/raw)")
@@ -78,7 +84,11 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None) -> str:
     for attribute, metric, value in largest_gaps(fairness):
         lines.append(f"fairness gap        {attribute}: {metric} = {value:.3f}")
     if fairness:
-        verdict = "; ".join(fairness.get("violations", [])) or "within the policy's thresholds"
+        # A gate that passed only under a waiver must say so, with who waived it and until when.
+        waived = fairness.get("waived", [])
+        verdict = "; ".join(fairness.get("violations", [])) or (
+            "within the policy's thresholds" if not waived else "passes only under waivers: " + "; ".join(waived)
+        )
         lines.append(f"fairness verdict    {verdict}")
     for batch, result in sorted(drift.get("batches", {}).items()):
         lines.append(
@@ -112,10 +122,11 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--elapsed", type=float, default=None, help="wall time of the run, in seconds")
+    parser.add_argument("--failed-step", default=None, help="the step of `make run` that failed, if any")
     args = parser.parse_args()
     paths = ProjectPaths(default_home())
     with dg.DagsterInstance.get() as instance:
-        print(render(paths, instance, args.elapsed))
+        print(render(paths, instance, args.elapsed, args.failed_step))
 
 
 if __name__ == "__main__":

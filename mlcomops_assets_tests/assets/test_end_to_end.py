@@ -105,6 +105,10 @@ def test_summary_reads_the_instance(default_run):
     assert "arrests_release_model v1" in text
     assert file_md5(ProjectPaths(home).raw_file(".csv")) in text
     assert "drift batch 2001" in text and "fairness verdict" in text
+    assert "THIS RUN FAILED" not in text
+    failed = render(ProjectPaths(home), instance, failed_step="the graph run (pipeline_run)")
+    # After a failure the summary still shows the last good state, and says that it is not this run's.
+    assert "THIS RUN FAILED      at the graph run (pipeline_run)" in failed and "arrests_release_model v1" in failed
 
 
 def _credit_home(home_factory, frame, suffix=".csv"):

@@ -8,6 +8,7 @@ import yaml
 
 from mlcomops_assets import constants as c
 from mlcomops_assets.settings import ProjectPaths
+from mlcomops_assets.summary import render
 from mlcomops_assets_tests.conftest import default_policy, materialize, write_home
 
 pytestmark = pytest.mark.e2e
@@ -149,6 +150,9 @@ def test_active_waiver_lets_the_model_through_and_is_recorded(governed_home):
         assert result.success, [e.description for e in result.get_asset_check_evaluations() if not e.passed]
         checks = _checks(result)
         champion_meta = instance.get_latest_materialization_event(c.CHAMPION_MODEL).asset_materialization.metadata
+        summary = render(paths, instance)
+    # The summary never presents a waived gap as simply within the thresholds.
+    assert "fairness verdict    passes only under waivers:" in summary and "waived by dpo@example.org" in summary
     assert checks[c.A_CANDIDATE_PASSES_EVERY_GATE].passed
     assert checks[c.FAIRNESS_WITHIN_THRESHOLDS].passed
     assert "waived by dpo@example.org" in checks[c.FAIRNESS_WITHIN_THRESHOLDS].description
