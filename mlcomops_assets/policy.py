@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class PolicyError(ValueError):
@@ -47,11 +47,28 @@ class ColumnType(StrEnum):
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def _label(value: Any, key: str) -> Any:
+    """A category label as text: YAML reads ``0``/``1`` as numbers, which are labels like any other;
+    unquoted ``yes``/``no``/``true``/``false`` become booleans, whose spelling YAML has lost."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"{key}: YAML reads unquoted yes/no/true/false as a boolean ({value}); quote the label as it is "
+            'written in the data, e.g. "Yes"'
+        )
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value
+
+
 class ColumnSpec(_Strict):
     """The role and contract of one input column."""
 
     role: ColumnRole
-    dtype: ColumnType
+    dtype: ColumnType | None = Field(
+        default=None, description="Required for every kept column; dropped columns (ignored, identifiers) may omit it."
+    )
     description: str = ""
     allowed_values: list[str] | None = None
     min: float | None = None
@@ -69,8 +86,28 @@ class ColumnSpec(_Strict):
     min_date: dt.date | None = None
     max_date: dt.date | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _integer_target(cls, raw: Any) -> Any:
+        # A 0/1 target is a pair of labels: it is validated and modelled as a category.
+        if isinstance(raw, dict) and raw.get("role") == "target" and raw.get("dtype") == "integer":
+            return {**raw, "dtype": "category"}
+        return raw
+
+    @field_validator("allowed_values", mode="before")
+    @classmethod
+    def _labels_as_text(cls, raw: Any) -> Any:
+        if isinstance(raw, list):
+            return [_label(v, "allowed_values") for v in raw]
+        return raw
+
     @model_validator(mode="after")
     def _consistent(self) -> ColumnSpec:
+        if self.dtype is None and not self.is_dropped:
+            raise ValueError(
+                f"dtype is required for a {self.role.value} column (one of {[t.value for t in ColumnType]}); "
+                "only ignored columns and identifiers that are dropped may omit it"
+            )
         numeric = self.dtype in (ColumnType.INTEGER, ColumnType.FLOAT)
         if self.allowed_values is not None and numeric:
             raise ValueError("allowed_values applies to category/string columns; use min/max for numbers")
@@ -112,6 +149,13 @@ class ColumnSpec(_Strict):
     @property
     def is_numeric(self) -> bool:
         return self.dtype in (ColumnType.INTEGER, ColumnType.FLOAT)
+
+    @property
+    def is_dropped(self) -> bool:
+        """Never leaves the raw layer: an ignored column, or an identifier that is not pseudonymized."""
+        return self.role == ColumnRole.IGNORED or (
+            self.role == ColumnRole.IDENTIFIER and self.treatment != "pseudonymize"
+        )
 
     @property
     def pseudonymized(self) -> bool:
@@ -168,9 +212,13 @@ class DataSpec(_Strict):
     source: SourceSpec
     target: str
     positive_label: str
-    time_column: str
-    training_cutoff: int | float | dt.date = Field(
-        description="Rows whose time value is <= the cutoff train the model; later rows are production."
+    time_column: str | None = Field(
+        default=None,
+        description="Column giving each row's time. Without one, training and holdout are a stratified, seeded "
+        "split of all rows and production batches come from the inbox only.",
+    )
+    training_cutoff: int | float | dt.date | None = Field(
+        default=None, description="Rows whose time value is <= the cutoff train the model; later rows are production."
     )
     row_count: RowCountSpec = RowCountSpec()
     record_key: str | None = Field(default=None, description="Column that identifies a record; must be unique.")
@@ -181,19 +229,29 @@ class DataSpec(_Strict):
     )
     columns: dict[str, ColumnSpec]
 
+    @field_validator("positive_label", mode="before")
+    @classmethod
+    def _label_as_text(cls, raw: Any) -> Any:
+        return _label(raw, "positive_label")
+
     @model_validator(mode="after")
     def _roles(self) -> DataSpec:
         cols = self.columns
-        for key, role in (("target", ColumnRole.TARGET), ("time_column", ColumnRole.TIME)):
+        keyed = [("target", ColumnRole.TARGET)] + ([("time_column", ColumnRole.TIME)] if self.time_column else [])
+        for key, role in keyed:
             name = getattr(self, key)
             if name not in cols:
                 raise ValueError(f"{key} {name!r} is not declared under columns")
             if cols[name].role != role:
                 raise ValueError(f"column {name!r} is the {key} and must have role: {role.value}")
-        for role in (ColumnRole.TARGET, ColumnRole.TIME):
-            names = [n for n, c in cols.items() if c.role == role]
-            if len(names) != 1:
-                raise ValueError(f"exactly one column must have role {role.value}, found {names}")
+        names = [n for n, c in cols.items() if c.role == ColumnRole.TARGET]
+        if len(names) != 1:
+            raise ValueError(f"exactly one column must have role target, found {names}")
+        times = [n for n, c in cols.items() if c.role == ColumnRole.TIME]
+        if self.time_column is None and times:
+            raise ValueError(f"column {times[0]!r} has role time: name it in data.time_column (with training_cutoff)")
+        if len(times) > 1:
+            raise ValueError(f"at most one column may have role time, found {times}")
         target = cols[self.target]
         if target.allowed_values is None or len(target.allowed_values) != 2:
             raise ValueError(f"target {self.target!r} needs allowed_values with exactly two labels")
@@ -206,10 +264,23 @@ class DataSpec(_Strict):
             raise ValueError("no feature columns: declare role: feature (or use_as_feature) on some column")
         if self.record_key is not None and self.record_key not in cols:
             raise ValueError(f"record_key {self.record_key!r} is not declared under columns")
+        if self.time_column is None:
+            if self.training_cutoff is not None:
+                raise ValueError("training_cutoff needs a time_column; without one, remove training_cutoff")
+            return self
+        if self.training_cutoff is None:
+            raise ValueError(
+                f"time_column {self.time_column!r} needs a training_cutoff (the last time value trained on)"
+            )
         time_spec = cols[self.time_column]
         if isinstance(self.training_cutoff, dt.date) == time_spec.is_numeric:
             raise ValueError("training_cutoff must be a number for a numeric time column, else a date")
         return self
+
+    @property
+    def has_time(self) -> bool:
+        """Whether rows carry a time: then later rows are production batches; else batches come from the inbox."""
+        return self.time_column is not None
 
     @property
     def feature_columns(self) -> list[str]:
@@ -226,11 +297,7 @@ class DataSpec(_Strict):
     @property
     def dropped_columns(self) -> list[str]:
         """Columns that never leave the raw layer: ignored columns and identifiers not pseudonymized."""
-        return [
-            n
-            for n, c in self.columns.items()
-            if c.role == ColumnRole.IGNORED or (c.role == ColumnRole.IDENTIFIER and not c.pseudonymized)
-        ]
+        return [n for n, c in self.columns.items() if c.is_dropped]
 
     @property
     def pseudonymized_columns(self) -> list[str]:
@@ -449,8 +516,36 @@ class Waiver(_Strict):
         return self.approved_on <= on <= self.expires
 
 
+class LeakageGate(_Strict):
+    """Features that predict the label implausibly well: usually recorded after the outcome (target leakage)."""
+
+    severity: Literal["block", "warn"] = Field(
+        default="block", description="block: the model is not trained (or not registered); warn: reported only."
+    )
+    max_single_feature_auc: float = Field(
+        default=0.9,
+        gt=0.5,
+        le=1.0,
+        description="Before training: highest cross-validated ROC AUC of a one-feature model (its values and "
+        "whether it is missing).",
+    )
+    max_holdout_auc: float = Field(
+        default=0.99, gt=0.5, le=1.0, description="After training: a holdout ROC AUC at or above this is suspect."
+    )
+    max_feature_importance: Fraction = Field(
+        default=0.3, description="After training: the largest holdout ROC AUC drop when one feature is permuted."
+    )
+    max_dominant_value_share: Fraction = Field(
+        default=0.99, description="A feature whose most frequent value covers more rows than this is (near) constant."
+    )
+    sample_rows: int = Field(
+        default=50_000, ge=100, description="Rows of the training set the pre-training check uses."
+    )
+
+
 class GatesSpec(_Strict):
     evaluation: EvaluationGate = EvaluationGate()
+    leakage: LeakageGate = LeakageGate()
     promotion: PromotionGate = PromotionGate()
     proxy: ProxyGate = ProxyGate()
     fairness: FairnessGate = FairnessGate()

@@ -152,7 +152,7 @@ def read_raw(path: Path, spec: DataSpec) -> pd.DataFrame:
     text_columns = {name: str for name in spec.columns_of_type(ColumnType.CATEGORY, ColumnType.STRING)}
     try:
         if path.suffix.lower() == ".parquet":
-            return pd.read_parquet(path)
+            return _labels_as_text(pd.read_parquet(path), list(text_columns))
         # utf-8-sig reads plain UTF-8 too, and drops the byte-order mark spreadsheet exports add.
         encoding = "utf-8-sig" if spec.source.encoding.lower().replace("_", "-") == "utf-8" else spec.source.encoding
         return pd.read_csv(
@@ -165,6 +165,18 @@ def read_raw(path: Path, spec: DataSpec) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
         kind = path.suffix.lstrip(".") or "csv"
         raise SourceError(f"{path.name} is not a readable {kind} file: {_reason(exc)}") from None
+
+
+def _labels_as_text(frame: pd.DataFrame, text_columns: list[str]) -> pd.DataFrame:
+    """Declared category/string columns stored as numbers (a 0/1 label) read as text, as from a CSV file."""
+    for name in text_columns:
+        if (
+            name in frame.columns
+            and pd.api.types.is_integer_dtype(frame[name])
+            and not pd.api.types.is_bool_dtype(frame[name])
+        ):
+            frame[name] = frame[name].astype("string").astype("object").where(frame[name].notna(), None)
+    return frame
 
 
 # A quoted value ('2117…', "yes") or a printed array ([…]) in a library's message is data.
