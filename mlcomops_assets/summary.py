@@ -84,12 +84,11 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None, failed_s
     for attribute, metric, value in largest_gaps(fairness):
         lines.append(f"fairness gap        {attribute}: {metric} = {value:.3f}")
     if fairness:
-        # A gate that passed only under a waiver must say so, with who waived it and until when.
-        waived = fairness.get("waived", [])
-        verdict = "; ".join(fairness.get("violations", [])) or (
-            "within the policy's thresholds" if not waived else "passes only under waivers: " + "; ".join(waived)
-        )
-        lines.append(f"fairness verdict    {verdict}")
+        # The gate's own verdict (lib/gates.GateOutcome.verdict): a pass under a waiver names who waived
+        # what until when, and something not evaluated is never shown as a pass.
+        lines.append(f"fairness verdict    {fairness.get('gate', {}).get('verdict', '(not recorded)')}")
+    if evaluation and evaluation.get("gate"):
+        lines.append(f"performance verdict {evaluation['gate']['verdict']}")
     for batch, result in sorted(drift.get("batches", {}).items()):
         lines.append(
             f"drift batch {batch:<7} dataset drift={result['dataset_drift']}  "

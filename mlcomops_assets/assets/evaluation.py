@@ -13,7 +13,7 @@ from mlcomops_assets.constants import (
 )
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.evaluation import performance
-from mlcomops_assets.lib.gates import apply_waivers, evaluation_violations, today
+from mlcomops_assets.lib.gates import assess, today
 from mlcomops_assets.lib.uncertainty import performance_intervals
 from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import MlflowSession, ProjectResource
@@ -63,9 +63,12 @@ def model_evaluation(
         "balanced_accuracy": gate.min_balanced_accuracy,
     }
     on = today()
-    outcome = apply_waivers(evaluation_violations(report, policy), policy, on)
-    shortfalls = outcome.blocking_texts(on)
-    report["waived"] = outcome.waived_texts()
+    outcome = assess(policy, on, evaluation=report)
+    report["gate"] = {
+        "status": outcome.status.value,
+        "verdict": outcome.verdict(on, "every gated metric reaches its minimum"),
+    }
+    report["waived"] = outcome.short_waived_texts()
     output = dg.Output(
         report,
         metadata={
@@ -84,13 +87,12 @@ def model_evaluation(
     )
     check = dg.AssetCheckResult(
         check_name=MEETS_PERFORMANCE_MINIMUM,
-        passed=not shortfalls,
-        description="; ".join(shortfalls)
-        or "every gated holdout metric reaches its minimum"
-        + (f" or is waived ({'; '.join(report['waived'])})" if report["waived"] else ""),
+        passed=outcome.passed,
+        description=report["gate"]["verdict"],
         metadata={
             **{m: float(report[m]) for m in _GATED},
             **{f"min_{m}": float(v) for m, v in minimums.items()},
+            "status": outcome.status.value,
             "waived": "; ".join(report["waived"]) or "(none)",
         },
     )

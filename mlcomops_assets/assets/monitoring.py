@@ -207,8 +207,8 @@ def batch_monitoring(
     import numpy as np
 
     from mlcomops_assets.lib.evaluation import performance
-    from mlcomops_assets.lib.fairness import fairness_report, gate_violations, largest_gap
-    from mlcomops_assets.lib.gates import NOT_EVALUATED, apply_waivers, today
+    from mlcomops_assets.lib.fairness import fairness_report
+    from mlcomops_assets.lib.gates import assess, largest_gap, today
     from mlcomops_assets.lib.outliers import outlier_share
     from mlcomops_assets.lib.prediction_drift import prediction_drift
     from mlcomops_assets.lib.promotion_record import ChampionIntegrityError
@@ -245,21 +245,16 @@ def batch_monitoring(
             perf = performance(y, scores[rows], decided)
             quality.update({k: perf[k] for k in ("roc_auc", "accuracy", "balanced_accuracy")})
         fairness = fairness_report(labeled, y, decided, policy)
-        on = today()
-        violations = gate_violations(fairness, policy)
+        outcome = assess(policy, today(), fairness=fairness)
+        quality["largest_fairness_gap"] = largest_gap(fairness)
+        quality["fairness_not_evaluated"] = len(outcome.unmeasured)
+        quality["fairness_status"] = outcome.status.value
         # A batch too small to compare groups is said to be not evaluated, by name; it is no fairness
         # alarm (retraining would not make the batch larger), so only measured gaps decide the check.
-        unmeasured = [v.text for v in violations if v.metric == NOT_EVALUATED]
-        outcome = apply_waivers([v for v in violations if v.metric != NOT_EVALUATED], policy, on)
-        quality["largest_fairness_gap"] = largest_gap(fairness)
-        quality["fairness_not_evaluated"] = len(unmeasured)
-        fairness_ok = outcome.passed
-        fairness_text = "; ".join(outcome.blocking_texts(on)) or (
-            "measured fairness gaps on the labeled rows are within the policy's thresholds"
-            + (f" or waived ({'; '.join(outcome.waived_texts())})" if outcome.waived else "")
+        fairness_ok = not outcome.measured_blocking
+        fairness_text = outcome.verdict(
+            today(), "measured fairness gaps on the labeled rows are within the policy's thresholds"
         )
-        if unmeasured:
-            fairness_text += f"; not evaluated on this batch: {'; '.join(unmeasured)}"
         quality["fairness"] = fairness["attributes"]
 
     verdicts = {

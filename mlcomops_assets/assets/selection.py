@@ -16,9 +16,8 @@ from mlcomops_assets.constants import (
 )
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.evaluation import performance
-from mlcomops_assets.lib.fairness import fairness_report, largest_gap
-from mlcomops_assets.lib.gates import GateOutcome, today
-from mlcomops_assets.lib.promotion import gate_outcome
+from mlcomops_assets.lib.fairness import fairness_report
+from mlcomops_assets.lib.gates import GateOutcome, assess, largest_gap, today
 from mlcomops_assets.lib.publication import publish_markdown
 from mlcomops_assets.lib.selection import preferred
 from mlcomops_assets.lib.stale_runs import process_tags
@@ -53,7 +52,7 @@ def _evaluate(
     perf = performance(y, scores, decisions)
     intervals = performance_intervals(y, scores, decisions, policy)
     fairness = fairness_report(holdout, y, decisions, policy)
-    outcome = gate_outcome(perf, fairness, policy, on)
+    outcome = assess(policy, on, evaluation=perf, fairness=fairness)
     result = {
         "name": name,
         "holdout": {k: round(float(perf[k]), 5) for k in _HOLDOUT_KEYS},
@@ -64,7 +63,8 @@ def _evaluate(
         "gates": {
             "passed": outcome.passed,
             "blocking": outcome.failure_texts(on),
-            "waived": outcome.waived_texts(),
+            "waived": outcome.short_waived_texts(),
+            "status": outcome.status.value,
         },
     }
     return result, outcome

@@ -7,11 +7,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from mlcomops_assets.lib.gates import NOT_EVALUATED, Violation
+from mlcomops_assets.lib.gates import FAIRNESS_METRICS
 from mlcomops_assets.lib.uncertainty import cell_counts, percentile_interval, resampled_cells
 from mlcomops_assets.policy import Policy
-
-GAP_METRICS = ("demographic_parity_difference", "equalized_odds_difference", "demographic_parity_ratio")
 
 
 def group_labels(frame: pd.DataFrame, attribute: str, policy: Policy) -> pd.Series:
@@ -85,10 +83,10 @@ def _disparities(cells: np.ndarray, min_size: int, policy: Policy) -> dict:
     boot = gaps_from_cells(resampled_cells(large, settings.bootstrap_samples, policy.seed))
     return {
         "evaluable": True,
-        **{metric: float(point[metric]) for metric in GAP_METRICS},
+        **{metric: float(point[metric]) for metric in FAIRNESS_METRICS},
         "intervals": {
             metric: percentile_interval(float(point[metric]), boot[metric], settings.confidence_level).as_dict()
-            for metric in GAP_METRICS
+            for metric in FAIRNESS_METRICS
         },
     }
 
@@ -128,38 +126,3 @@ def fairness_report(frame: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray,
             **_disparities(cells, gate.min_group_size, policy),
         }
     return report
-
-
-def gate_violations(report: dict, policy: Policy) -> list[Violation]:
-    """Every analysis whose gap breaks the policy's thresholds, and every analysis that could not be
-    evaluated (fewer than two groups of ``min_group_size`` rows): what was not measured never passes."""
-    gate = policy.gates.fairness
-    problems = []
-    for name, result in report["attributes"].items():
-        if not result.get("evaluable"):
-            large = sum(1 for g in result.get("groups", []) if not g.get("too_small"))
-            problems.append(Violation("fairness", NOT_EVALUATED, float(large), 2.0, name))
-            continue
-        for metric, limit in (
-            ("demographic_parity_difference", gate.max_demographic_parity_difference),
-            ("equalized_odds_difference", gate.max_equalized_odds_difference),
-        ):
-            if result[metric] > limit:
-                problems.append(Violation("fairness", metric, float(result[metric]), limit, name))
-        ratio = result["demographic_parity_ratio"]
-        if ratio < gate.min_demographic_parity_ratio:
-            problems.append(
-                Violation("fairness", "demographic_parity_ratio", float(ratio), gate.min_demographic_parity_ratio, name)
-            )
-    return problems
-
-
-def largest_gap(report: dict) -> float:
-    """The largest demographic parity or equalized odds difference over every evaluable analysis."""
-    gaps = [
-        result[m]
-        for result in report["attributes"].values()
-        if result.get("evaluable")
-        for m in ("demographic_parity_difference", "equalized_odds_difference")
-    ]
-    return max(gaps, default=0.0)

@@ -1,15 +1,20 @@
-"""Gate violations and the waivers that may excuse them.
+"""Gate outcomes: the one place where a gate's verdict is assembled.
 
 A violation names the gate, the metric, the analysed group attribute, the value and the limit. A
 waiver from the policy excuses a violation only if it names the same gate and metric (and attribute,
 if it gives one), covers the value (``up_to``) and is active on the day of the decision. A matching
 waiver that has expired or is not yet active is reported next to the violation, which still blocks.
+
+``assess`` turns evidence (an evaluation report, a fairness report) into a ``GateOutcome`` whose status
+is one of passed, waived, failed or not evaluated, and whose ``verdict`` is the text every check, the
+selection report, promotion, batch monitoring and the summary show.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 from mlcomops_assets.policy import Policy, Waiver
 
@@ -18,6 +23,17 @@ _HIGHER_IS_BETTER = {"roc_auc", "accuracy", "balanced_accuracy", "demographic_pa
 # A gate that could not measure: the value is how many groups were large enough, the limit how many are
 # needed. It blocks like any violation; only a waiver naming exactly that attribute excuses it.
 NOT_EVALUATED = "not_evaluated"
+# The fairness gaps (larger is worse): gated, compared with the champion's, logged per analysis.
+GAP_METRICS = ("demographic_parity_difference", "equalized_odds_difference")
+# Every fairness figure a report carries per analysis: the gaps and the selection-rate ratio (smaller is worse).
+FAIRNESS_METRICS = (*GAP_METRICS, "demographic_parity_ratio")
+
+
+class Status(StrEnum):
+    PASSED = "passed"
+    WAIVED = "waived"  # passed only because a waiver in force covers a violation
+    FAILED = "failed"
+    NOT_EVALUATED = "not evaluated"  # something could not be measured and no waiver names it
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,9 @@ def describe_waiver(waiver: Waiver) -> str:
 
 @dataclass
 class GateOutcome:
-    """What blocks, what a valid waiver excuses, and which waivers were found but are not in force."""
+    """What blocks, what a valid waiver excuses, and which waivers were found but are not in force.
+
+    ``blocking`` holds every violation no waiver in force covers, measured or not evaluated."""
 
     blocking: list[Violation] = field(default_factory=list)
     waived: list[tuple[Violation, Waiver]] = field(default_factory=list)
@@ -81,6 +99,35 @@ class GateOutcome:
     @property
     def passed(self) -> bool:
         return not self.blocking
+
+    @property
+    def measured_blocking(self) -> list[Violation]:
+        return [v for v in self.blocking if v.metric != NOT_EVALUATED]
+
+    @property
+    def unmeasured(self) -> list[Violation]:
+        return [v for v in self.blocking if v.metric == NOT_EVALUATED]
+
+    @property
+    def status(self) -> Status:
+        if self.measured_blocking:
+            return Status.FAILED
+        if self.unmeasured:
+            return Status.NOT_EVALUATED
+        return Status.WAIVED if self.waived else Status.PASSED
+
+    def verdict(self, on: dt.date, passed_text: str) -> str:
+        """The one wording of a gate's result: what failed or was not evaluated (figure and limit), or
+        ``passed_text``, followed by each waiver the result depends on ("waived by <who> until <date>")."""
+        if self.blocking:  # a not-evaluated text says so itself
+            head = "failed: " if self.measured_blocking else ""
+            return head + "; ".join(self.blocking_texts(on))
+        if not self.waived:
+            return f"passed: {passed_text}"
+        return f"passed only under waivers: {passed_text} except " + "; ".join(self.short_waived_texts())
+
+    def short_waived_texts(self) -> list[str]:
+        return [f"{v.text} waived by {w.approved_by} until {w.expires}" for v, w in self.waived]
 
     def blocking_texts(self, on: dt.date) -> list[str]:
         texts = []
@@ -113,6 +160,48 @@ def apply_waivers(violations: list[Violation], policy: Policy, on: dt.date) -> G
             outcome.blocking.append(violation)
             outcome.lapsed.extend((violation, w) for w in matching)
     return outcome
+
+
+def fairness_violations(report: dict, policy: Policy) -> list[Violation]:
+    """Every analysis whose gap breaks the policy's thresholds, and every analysis that could not be
+    evaluated (fewer than two groups of ``min_group_size`` rows): what was not measured never passes."""
+    gate = policy.gates.fairness
+    maximums = {
+        "demographic_parity_difference": gate.max_demographic_parity_difference,
+        "equalized_odds_difference": gate.max_equalized_odds_difference,
+    }
+    problems = []
+    for name, result in report["attributes"].items():
+        if not result.get("evaluable"):
+            large = sum(1 for g in result.get("groups", []) if not g.get("too_small"))
+            problems.append(Violation("fairness", NOT_EVALUATED, float(large), 2.0, name))
+            continue
+        for metric in GAP_METRICS:
+            if not result[metric] <= maximums[metric]:
+                problems.append(Violation("fairness", metric, float(result[metric]), maximums[metric], name))
+        ratio = result["demographic_parity_ratio"]
+        if not ratio >= gate.min_demographic_parity_ratio:
+            problems.append(
+                Violation("fairness", "demographic_parity_ratio", float(ratio), gate.min_demographic_parity_ratio, name)
+            )
+    return problems
+
+
+def largest_gap(report: dict) -> float:
+    """The largest fairness gap (``GAP_METRICS``) over every evaluable analysis."""
+    gaps = [result[m] for result in report["attributes"].values() if result.get("evaluable") for m in GAP_METRICS]
+    return max(gaps, default=0.0)
+
+
+def assess(policy: Policy, on: dt.date, *, evaluation: dict | None = None, fairness: dict | None = None) -> GateOutcome:
+    """The gate outcome of the given evidence under the policy in force on ``on``: re-derived from the
+    evidence's numbers (never read from check state), with the waivers that apply that day."""
+    violations: list[Violation] = []
+    if evaluation is not None:
+        violations += evaluation_violations(evaluation, policy)
+    if fairness is not None:
+        violations += fairness_violations(fairness, policy)
+    return apply_waivers(violations, policy, on)
 
 
 def evaluation_violations(report: dict, policy: Policy) -> list[Violation]:

@@ -6,13 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from mlcomops_assets.lib.fairness import gate_violations, largest_gap
-from mlcomops_assets.lib.gates import GateOutcome, apply_waivers, evaluation_violations
+from mlcomops_assets.lib.gates import assess
 from mlcomops_assets.policy import Policy
 
-# The gaps compared with the champion's (larger is worse).
-GAP_METRICS = ("demographic_parity_difference", "equalized_odds_difference")
-__all__ = ["GAP_METRICS", "Standing", "Verdict", "decide", "gate_failures", "gate_outcome", "largest_gap"]
+__all__ = ["Standing", "Verdict", "decide", "gate_failures"]
 
 
 @dataclass(frozen=True)
@@ -34,22 +31,15 @@ class Verdict:
         return f"{head}: " + "; ".join(self.reasons)
 
 
-def gate_outcome(evaluation: dict, fairness: dict, policy: Policy, on: dt.date) -> GateOutcome:
-    """Evaluation and fairness violations re-derived from the evidence's numbers with the policy in force
-    today (not read from check state), and the waivers that apply on ``on``."""
-    violations = evaluation_violations(evaluation, policy) + gate_violations(fairness, policy)
-    return apply_waivers(violations, policy, on)
-
-
 def gate_failures(
     evaluation: dict, fairness: dict, explainer: dict, policy: Policy, tolerance: float, on: dt.date
 ) -> tuple[list[str], list[str]]:
     """Every gate the candidate breaks (with its numbers), and every violation a valid waiver excuses."""
-    outcome = gate_outcome(evaluation, fairness, policy, on)
+    outcome = assess(policy, on, evaluation=evaluation, fairness=fairness)
     failures = outcome.failure_texts(on)
     if not explainer["additivity_error"] <= tolerance:
         failures.append(f"explainability gate: SHAP additivity error {explainer['additivity_error']:.2e}")
-    return failures, outcome.waived_texts()
+    return failures, outcome.short_waived_texts()
 
 
 def decide(candidate: Standing, champion: Standing | None, failures: list[str], policy: Policy) -> Verdict:

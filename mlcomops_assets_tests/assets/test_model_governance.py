@@ -152,7 +152,7 @@ def test_active_waiver_lets_the_model_through_and_is_recorded(governed_home):
         champion_meta = instance.get_latest_materialization_event(c.CHAMPION_MODEL).asset_materialization.metadata
         summary = render(paths, instance)
     # The summary never presents a waived gap as simply within the thresholds.
-    assert "fairness verdict    passes only under waivers:" in summary and "waived by dpo@example.org" in summary
+    assert "fairness verdict    passed only under waivers:" in summary and "waived by dpo@example.org" in summary
     assert checks[c.A_CANDIDATE_PASSES_EVERY_GATE].passed
     assert checks[c.FAIRNESS_WITHIN_THRESHOLDS].passed
     assert "waived by dpo@example.org" in checks[c.FAIRNESS_WITHIN_THRESHOLDS].description

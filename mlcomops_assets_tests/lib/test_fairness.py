@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from mlcomops_assets.lib.fairness import fairness_report, gate_violations, group_labels
+from mlcomops_assets.lib.fairness import fairness_report, group_labels
+from mlcomops_assets.lib.gates import fairness_violations
 
 
 def _frame(n_a: int, n_b: int) -> pd.DataFrame:
@@ -33,7 +34,7 @@ def test_disparities_match_hand_computed_rates(policy):
     assert round(colour["demographic_parity_ratio"], 4) == round(60 / 90, 4)
     rates = {g["group"]: g["selection_rate"] for g in colour["groups"]}
     assert rates == {"Black": 0.6, "White": 0.9}
-    texts = [v.text for v in gate_violations(report, policy)]
+    texts = [v.text for v in fairness_violations(report, policy)]
     assert "colour: demographic_parity_difference 0.300 > 0.150" in texts
     assert f"colour: demographic_parity_ratio {60 / 90:.3f} < 0.800" in texts
 
@@ -48,7 +49,7 @@ def test_small_groups_are_flagged_and_excluded_not_pooled(policy):
     assert colour["evaluable"] is False and "fewer than two groups" in colour["reason"]
     assert "colour x sex" in report["attributes"]
     # Not measured is not passed: the attribute blocks as "not evaluated".
-    (unmeasured,) = [v for v in gate_violations(report, policy) if v.attribute == "colour"]
+    (unmeasured,) = [v for v in fairness_violations(report, policy) if v.attribute == "colour"]
     assert unmeasured.metric == "not_evaluated" and "colour: not evaluated: 1 group(s)" in unmeasured.text
 
 

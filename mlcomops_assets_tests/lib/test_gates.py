@@ -4,7 +4,15 @@ import datetime as dt
 
 import pytest
 
-from mlcomops_assets.lib.gates import Violation, apply_waivers, evaluation_violations
+from mlcomops_assets.lib.gates import (
+    FAIRNESS_METRICS,
+    GAP_METRICS,
+    Violation,
+    apply_waivers,
+    assess,
+    evaluation_violations,
+    largest_gap,
+)
 from mlcomops_assets.policy import parse_policy
 from mlcomops_assets_tests.conftest import default_policy
 
@@ -74,3 +82,65 @@ def test_evaluation_minimums_and_their_waiver(policy):
     assert not apply_waivers(
         [violation], _policy(gate="evaluation", metric="roc_auc", attribute=None, up_to=0.58), DAY
     ).passed
+
+
+UNMEASURED = Violation("fairness", "not_evaluated", 1.0, 2.0, "colour x sex")
+
+
+@pytest.mark.parametrize(
+    ("violations", "waiver", "status", "verdict_start"),
+    [
+        ([], None, "passed", "passed: all good"),
+        ([EOD], None, "failed", "failed: citizen: equalized_odds_difference 0.270 > 0.250"),
+        ([EOD], {}, "waived", "passed only under waivers: all good except citizen: equalized_odds_difference"),
+        ([UNMEASURED], None, "not evaluated", "colour x sex: not evaluated: 1 group(s)"),
+        ([EOD, UNMEASURED], None, "failed", "failed: citizen: equalized_odds_difference 0.270 > 0.250; colour x sex"),
+        (
+            [UNMEASURED],
+            {"metric": "not_evaluated", "attribute": "colour x sex", "up_to": None},
+            "waived",
+            "passed only under waivers: all good except colour x sex: not evaluated",
+        ),
+    ],
+)
+def test_one_outcome_status_and_verdict(violations, waiver, status, verdict_start):
+    policy = parse_policy(default_policy()) if waiver is None else _policy(**waiver)
+    outcome = apply_waivers(violations, policy, DAY)
+    assert outcome.status.value == status
+    verdict = outcome.verdict(DAY, "all good")
+    assert verdict.startswith(verdict_start)
+    if status == "waived":
+        assert "waived by dpo@example.org until 2026-06-30" in verdict
+    assert outcome.passed == (status in ("passed", "waived"))
+
+
+def test_assess_rederives_every_gate_from_the_numbers(policy):
+    fairness = {
+        "attributes": {
+            "citizen": {
+                "evaluable": True,
+                "demographic_parity_difference": 0.05,
+                "equalized_odds_difference": float("nan"),  # a figure that is not a number never passes
+                "demographic_parity_ratio": 0.7,
+            },
+            "sex": {"evaluable": False, "groups": [{"too_small": False}, {"too_small": True}]},
+        }
+    }
+    outcome = assess(
+        policy, DAY, evaluation={"roc_auc": 0.7, "accuracy": 0.5, "balanced_accuracy": 0.6}, fairness=fairness
+    )
+    texts = outcome.blocking_texts(DAY)
+    assert any(t.startswith("accuracy 0.500 < 0.750") for t in texts)
+    assert any(t.startswith("citizen: equalized_odds_difference nan") for t in texts)
+    assert any(t.startswith("citizen: demographic_parity_ratio 0.700 < 0.800") for t in texts)
+    assert any(t.startswith("sex: not evaluated: 1 group(s)") for t in texts)
+    assert outcome.status.value == "failed" and len(texts) == 4
+    assert largest_gap(fairness) == 0.05
+
+
+def test_one_list_of_gap_metrics():
+    import mlcomops_assets.lib.fairness as fairness_lib
+    import mlcomops_assets.lib.promotion as promotion_lib
+
+    assert FAIRNESS_METRICS[: len(GAP_METRICS)] == GAP_METRICS
+    assert not hasattr(fairness_lib, "GAP_METRICS") and not hasattr(promotion_lib, "GAP_METRICS")

@@ -4,7 +4,8 @@ import datetime as dt
 
 import pytest
 
-from mlcomops_assets.lib.promotion import Standing, decide, gate_failures, largest_gap
+from mlcomops_assets.lib.gates import largest_gap
+from mlcomops_assets.lib.promotion import Standing, decide, gate_failures
 from mlcomops_assets.policy import PolicyError, parse_policy
 from mlcomops_assets_tests.conftest import default_policy
 
