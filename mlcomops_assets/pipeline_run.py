@@ -24,6 +24,7 @@ import dagster as dg
 import mlcomops_assets
 from mlcomops_assets.constants import END_TO_END_JOB, PRODUCTION_BATCH, TRIGGER_TAG
 from mlcomops_assets.lib.files import file_md5
+from mlcomops_assets.lib.policy_params import write_policy_params
 from mlcomops_assets.lib.sources import source_md5
 from mlcomops_assets.policy import Policy, PolicyError, load_policy, report_policy_error
 from mlcomops_assets.settings import ProjectPaths, default_home
@@ -107,6 +108,8 @@ def run(force: bool = False, trigger: str = "make run") -> bool:
     from mlcomops_assets.definitions import build_defs
 
     paths = ProjectPaths(default_home())
+    # Before anything runs: DVC stores the params of this run's policy at `dvc commit`.
+    write_policy_params(load_policy(paths.policy_file), paths.params_file)
     instance = dg.DagsterInstance.get()
     parts = inputs(paths, instance)
     digest = inputs_hash(parts)

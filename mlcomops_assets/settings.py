@@ -35,6 +35,11 @@ class ProjectPaths:
         return self.home / POLICY_FILE_NAME
 
     @property
+    def params_file(self) -> Path:
+        """DVC's params file: the validated policy with every default filled in (lib/policy_params.py)."""
+        return self.home / "params.yaml"
+
+    @property
     def data_dir(self) -> Path:
         return self.home / "data"
 
