@@ -232,3 +232,61 @@ def test_a_numeric_protected_attribute_without_bins_is_refused_with_a_proposal()
     age.update({"min": 10, "max": 100})
     with pytest.raises(PolicyError, match=r"age.*needs fairness_bins, for example \[10, 40, 70, 101\]"):
         parse_policy(raw)
+
+
+def _integer_target(raw: dict, dtype: str = "category") -> None:
+    raw["data"]["columns"]["released"] = {"role": "target", "dtype": dtype, "allowed_values": [1, 0]}
+    raw["data"]["positive_label"] = 1
+
+
+@pytest.mark.parametrize("dtype", ["category", "integer"])
+def test_integer_labels_are_accepted_as_labels(dtype):
+    raw = default_policy()
+    _integer_target(raw, dtype)
+    data = parse_policy(raw).data
+    assert data.columns["released"].allowed_values == ["1", "0"] and data.positive_label == "1"
+    assert data.columns["released"].dtype.value == "category"
+
+
+def test_unquoted_yes_no_labels_are_refused_with_the_fix():
+    message = _error(lambda p: p["data"]["columns"]["employed"].update({"allowed_values": [True, False]}))
+    assert "data.columns.employed.allowed_values" in message and "quote the label" in message
+
+
+def test_dropped_columns_need_no_dtype_but_kept_ones_do():
+    raw = default_policy()
+    raw["data"]["columns"]["name"] = {"role": "identifier"}
+    raw["data"]["columns"]["notes"] = {"role": "ignored"}
+    data = parse_policy(raw).data
+    assert {"name", "notes"} <= set(data.dropped_columns) and data.columns["name"].dtype is None
+    message = _error(lambda p: p["data"]["columns"]["checks"].pop("dtype"))
+    assert "data.columns.checks" in message and "dtype is required for a feature column" in message
+    message = _error(lambda p: p["data"]["columns"].update({"id": {"role": "identifier", "treatment": "pseudonymize"}}))
+    assert "data.columns.id" in message and "dtype is required" in message
+
+
+def _without_time(raw: dict) -> None:
+    del raw["data"]["time_column"], raw["data"]["training_cutoff"]
+    raw["data"]["columns"]["year"]["role"] = "feature"
+
+
+def test_no_time_column_is_a_supported_policy():
+    raw = default_policy()
+    _without_time(raw)
+    data = parse_policy(raw).data
+    assert not data.has_time and data.time_column is None and data.training_cutoff is None
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda p: p["data"].pop("time_column"), "has role time: name it in data.time_column"),
+        (lambda p: p["data"].pop("training_cutoff"), "time_column 'year' needs a training_cutoff"),
+        (
+            lambda p: (_without_time(p), p["data"].update({"training_cutoff": 2000})),
+            "training_cutoff needs a time_column",
+        ),
+    ],
+)
+def test_time_column_and_cutoff_go_together(mutate, expected):
+    assert expected in _error(mutate)

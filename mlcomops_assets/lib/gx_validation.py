@@ -60,7 +60,7 @@ def _bounds(rule: Rule) -> str:
     return f"; required: between {low} and {high}"
 
 
-def _message(
+def _failure(
     rule: Rule, passed: bool, res: dict[str, Any], observed: str | None, error: str | None, missing: bool
 ) -> str:
     where = f" on column '{rule.column}'" if rule.column else ""
@@ -85,6 +85,17 @@ def _message(
         return f"FAILED {head}: {bad:,} of {total:,} rows ({pct:.2f}%) break it. {rule.description}"
     detail = f" (observed: {observed}{_bounds(rule)})" if observed else ""
     return f"FAILED {head}{detail}. {rule.description}"
+
+
+def _message(
+    rule: Rule, passed: bool, res: dict[str, Any], observed: str | None, error: str | None, missing: bool
+) -> str:
+    """What happened, and on failure the policy key that would change the rule (the way to the fix
+    when the data is right and the policy too strict)."""
+    text = _failure(rule, passed, res, observed, error, missing)
+    if passed or not rule.policy_key:
+        return text
+    return f"{text.rstrip()} Policy key: {rule.policy_key}."
 
 
 def _error_text(exception_info: Any) -> str | None:

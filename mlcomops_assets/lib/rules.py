@@ -61,6 +61,7 @@ class Rule:
     kind: Kind = Kind.ROWS
     min_count: int | None = None  # GROUP rules: at least this many rows in the group
     parse_dates: str | None = None  # validate the column parsed with this strftime format (see parsed_column)
+    policy_key: str | None = None  # the policy key that would change the rule, named in its failure message
 
     @property
     def blocking(self) -> bool:
@@ -107,6 +108,7 @@ def load_extra_rules(path: Path) -> list[Rule]:
     return [
         Rule(
             name=check_name(e.name),
+            policy_key="data.extra_expectations",
             expectation=e.expectation,
             kwargs=e.kwargs,
             description=e.description,
@@ -125,6 +127,7 @@ def _column_rules(spec: DataSpec, name: str) -> list[Rule]:
     rules = [
         Rule(
             name=check_name(name, "type"),
+            policy_key=f"data.columns.{name}.dtype",
             expectation="ExpectColumnValuesToBeInTypeList",
             kwargs={"column": name, "type_list": _TYPE_LISTS[col.dtype]},
             description=f"'{name}' holds {col.dtype.value} values.",
@@ -136,6 +139,7 @@ def _column_rules(spec: DataSpec, name: str) -> list[Rule]:
     rules.append(
         Rule(
             name=check_name(name, "not_null"),
+            policy_key=f"data.columns.{name}.max_null_fraction",
             expectation="ExpectColumnValuesToNotBeNull",
             kwargs={"column": name, "mostly": 1.0 - nulls} if nulls else {"column": name},
             description=f"'{name}' has no missing values."
@@ -148,6 +152,7 @@ def _column_rules(spec: DataSpec, name: str) -> list[Rule]:
         rules.append(
             Rule(
                 name=check_name(name, "allowed_values"),
+                policy_key=f"data.columns.{name}.allowed_values",
                 expectation="ExpectColumnValuesToBeInSet",
                 kwargs={"column": name, "value_set": list(col.allowed_values)},
                 description=f"'{name}' only takes the values {col.allowed_values}.",
@@ -158,6 +163,7 @@ def _column_rules(spec: DataSpec, name: str) -> list[Rule]:
         rules.append(
             Rule(
                 name=check_name(name, "range"),
+                policy_key=f"data.columns.{name}.min / data.columns.{name}.max",
                 expectation="ExpectColumnValuesToBeBetween",
                 kwargs={"column": name, "min_value": col.min, "max_value": col.max},
                 description=f"'{name}' lies within [{col.min}, {col.max}].",
@@ -168,6 +174,7 @@ def _column_rules(spec: DataSpec, name: str) -> list[Rule]:
         rules.append(
             Rule(
                 name=check_name(name, "date_format"),
+                policy_key=f"data.columns.{name}.date_format",
                 expectation="ExpectColumnValuesToMatchStrftimeFormat",
                 kwargs={"column": name, "strftime_format": col.date_format},
                 description=f"'{name}' holds dates formatted as {col.date_format}.",
@@ -180,6 +187,7 @@ def _column_rules(spec: DataSpec, name: str) -> list[Rule]:
         rules.append(
             Rule(
                 name=check_name(name, "date_window"),
+                policy_key=f"data.columns.{name}.min_date / data.columns.{name}.max_date",
                 expectation="ExpectColumnValuesToBeBetween",
                 # GX compares dates with dates: the rule runs on the column parsed with its format;
                 # values that do not parse are left to the date_format rule.
@@ -193,6 +201,7 @@ def _column_rules(spec: DataSpec, name: str) -> list[Rule]:
         rules.append(
             Rule(
                 name=check_name(name, "no_direct_identifiers"),
+                policy_key=f"data.columns.{name}.role (identifier)",
                 expectation="ExpectColumnValuesToNotMatchRegex",
                 kwargs={"column": name, "regex": IDENTIFIER_PATTERN},
                 description=f"'{name}' contains no e-mail addresses or phone numbers (identifiers belong in "
@@ -203,6 +212,7 @@ def _column_rules(spec: DataSpec, name: str) -> list[Rule]:
         rules.append(
             Rule(
                 name=check_name(name, "not_identifier_like"),
+                policy_key=f"data.columns.{name}.role (identifier or ignored)",
                 expectation="ExpectColumnProportionOfUniqueValuesToBeBetween",
                 kwargs={"column": name, "max_value": MAX_UNIQUE_SHARE_OF_TEXT_FEATURE},
                 description=f"'{name}' is not unique per row (at most {MAX_UNIQUE_SHARE_OF_TEXT_FEATURE:.0%} distinct "
@@ -226,6 +236,7 @@ def _group_rules(spec: DataSpec) -> list[Rule]:
                 rules.append(
                     Rule(
                         name=check_name(name, "group", value, "min_size"),
+                        policy_key="data.min_group_size",
                         expectation="ExpectColumnValuesToBeInSet",
                         kwargs={"column": name, "value_set": [value]},
                         description=f"Group '{name}={value}' has at least {spec.min_group_size} rows.",
@@ -241,6 +252,7 @@ def _group_rules(spec: DataSpec) -> list[Rule]:
                 rules.append(
                     Rule(
                         name=check_name(name, "group", label, "min_size"),
+                        policy_key=f"data.min_group_size / data.columns.{name}.fairness_bins",
                         expectation="ExpectColumnValuesToBeBetween",
                         kwargs={"column": name, "min_value": low, "max_value": high, "strict_max": True},
                         description=f"Group '{name} in [{label})' has at least {spec.min_group_size} rows.",
@@ -259,6 +271,7 @@ def rules_from_policy(spec: DataSpec, home: Path | None = None) -> list[Rule]:
     rules = [
         Rule(
             name="file_is_readable",
+            policy_key="data.source (delimiter, encoding)",
             expectation="(read)",
             kwargs={},
             description=f"The source file parses as {spec.source.suffix.lstrip('.')} with the declared "
@@ -267,6 +280,7 @@ def rules_from_policy(spec: DataSpec, home: Path | None = None) -> list[Rule]:
         ),
         Rule(
             name="columns_match_policy",
+            policy_key="data.columns",
             expectation="ExpectTableColumnsToMatchSet",
             kwargs={"column_set": declared + helpers, "exact_match": True},
             description=f"The file has exactly the {len(declared)} columns declared in the policy.",
@@ -274,6 +288,7 @@ def rules_from_policy(spec: DataSpec, home: Path | None = None) -> list[Rule]:
         ),
         Rule(
             name="row_count_within_bounds",
+            policy_key="data.row_count",
             expectation="ExpectTableRowCountToBeBetween",
             kwargs={"min_value": spec.row_count.min, "max_value": spec.row_count.max},
             description=f"Between {spec.row_count.min:,} and {spec.row_count.max:,} rows.",
@@ -286,6 +301,7 @@ def rules_from_policy(spec: DataSpec, home: Path | None = None) -> list[Rule]:
         rules.append(
             Rule(
                 name=check_name(spec.record_key, "unique"),
+                policy_key="data.record_key",
                 expectation="ExpectColumnValuesToBeUnique",
                 kwargs={"column": spec.record_key},
                 description=f"The record key '{spec.record_key}' identifies each row once (no duplicated records).",
@@ -296,6 +312,7 @@ def rules_from_policy(spec: DataSpec, home: Path | None = None) -> list[Rule]:
     rules.append(
         Rule(
             name=check_name(spec.target, "both_classes_present"),
+            policy_key=f"data.columns.{spec.target}.allowed_values",
             expectation="ExpectColumnDistinctValuesToContainSet",
             kwargs={"column": spec.target, "value_set": list(labels)},
             description=f"The label '{spec.target}' contains both classes {labels}.",
@@ -308,6 +325,7 @@ def rules_from_policy(spec: DataSpec, home: Path | None = None) -> list[Rule]:
             rules.append(
                 Rule(
                     name=check_name(spec.target, "class_share", label),
+                    policy_key="data.min_class_share",
                     expectation="ExpectColumnValuesToBeInSet",
                     kwargs={"column": spec.target, "value_set": [label], "mostly": spec.min_class_share},
                     description=f"Class '{label}' makes up at least {spec.min_class_share:.0%} of the labels.",

@@ -45,3 +45,16 @@ def test_nulls_and_single_class_label(arrests, policy):
     failed = _failed(broken, policy)
     assert failed["employed__not_null"].unexpected_count == 10
     assert "released__both_classes_present" in failed
+
+
+def test_every_failure_names_the_policy_key_that_would_change_it(arrests, policy):
+    broken = arrests.assign(released="Yes")
+    broken.loc[:9, "employed"] = np.nan
+    broken.loc[:6, "age"] = -4
+    failed = _failed(broken, policy)
+    assert failed["employed__not_null"].message.endswith("Policy key: data.columns.employed.max_null_fraction.")
+    assert "Policy key: data.columns.age.min / data.columns.age.max." in failed["age__range"].message
+    assert "Policy key: data.columns.released.allowed_values." in failed["released__both_classes_present"].message
+    assert all("Policy key: " in r.message for r in failed.values())
+    passed = validate(arrests, rules_from_policy(policy.data, REPO), "t").results
+    assert not any("Policy key" in r.message for r in passed)

@@ -241,3 +241,20 @@ def test_end_to_end_a_source_outside_the_home_fails_the_run_readably(default_run
     assert "data.source.path 'inbox/arrests.csv' resolves to" in message and "outside the project home" in message
     assert "rule: data.source.path must resolve" in message
     assert _tree_hashes(home / "data") == before
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_0_1_label_reads_as_the_labels_the_policy_declares(tmp_path, suffix):
+    """YAML's [0, 1] and a file's integers are the same labels: text, as the contract compares them."""
+    raw = default_policy()
+    raw["data"]["source"] = {"kind": "file", "path": f"source{suffix}"}
+    raw["data"]["columns"]["released"] = {"role": "target", "dtype": "integer", "allowed_values": [0, 1]}
+    raw["data"]["positive_label"] = 1
+    spec = parse_policy(raw).data
+    frame = pd.DataFrame({"released": [0, 1, 1, 0], "checks": [1, 2, 3, 4]})
+    path = tmp_path / f"source{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    read = read_raw(path, spec)
+    assert read["released"].tolist() == ["0", "1", "1", "0"]
+    assert set(read["released"]) <= set(spec.columns["released"].allowed_values)
+    assert pd.api.types.is_integer_dtype(read["checks"])  # declared numbers stay numbers
