@@ -12,6 +12,7 @@ from mlcomops_assets.assets import (
     explainability,
     fairness,
     ingestion,
+    leakage_checks,
     monitoring,
     preparation,
     production,
@@ -70,7 +71,13 @@ def build_defs(home: Path) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=assets,
-        asset_checks=[validation.build_contract_checks(policy, paths.home), validation.no_proxy_features],
+        asset_checks=[
+            validation.build_contract_checks(policy, paths.home),
+            validation.no_proxy_features,
+            leakage_checks.no_target_leakage,
+            leakage_checks.no_constant_features,
+            leakage_checks.model_does_not_leak,
+        ],
         jobs=[end_to_end, monitor_batch],
         sensors=[
             inbox_sensor,
