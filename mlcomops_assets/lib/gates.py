@@ -23,6 +23,8 @@ _HIGHER_IS_BETTER = {"roc_auc", "accuracy", "balanced_accuracy", "demographic_pa
 # A gate that could not measure: the value is how many groups were large enough, the limit how many are
 # needed. It blocks like any violation; only a waiver naming exactly that attribute excuses it.
 NOT_EVALUATED = "not_evaluated"
+# A holdout ROC AUC this close to 1 is a symptom of target leakage, not of a good model.
+SUSPECT_ROC_AUC = "suspect_roc_auc"
 # The fairness gaps (larger is worse): gated, compared with the champion's, logged per analysis.
 GAP_METRICS = ("demographic_parity_difference", "equalized_odds_difference")
 # Every fairness figure a report carries per analysis: the gaps and the selection-rate ratio (smaller is worse).
@@ -47,6 +49,11 @@ class Violation:
     @property
     def text(self) -> str:
         subject = f"{self.attribute}: " if self.attribute else ""
+        if self.metric == SUSPECT_ROC_AUC:
+            return (
+                f"holdout roc_auc {self.value:.3f} >= {self.limit:.3f} (gates.leakage.max_holdout_auc): implausibly "
+                "good, a feature probably leaks the outcome"
+            )
         if self.metric == NOT_EVALUATED:
             return (
                 f"{subject}not evaluated: {self.value:.0f} group(s) with at least min_group_size rows, "
@@ -198,10 +205,21 @@ def assess(policy: Policy, on: dt.date, *, evaluation: dict | None = None, fairn
     evidence's numbers (never read from check state), with the waivers that apply that day."""
     violations: list[Violation] = []
     if evaluation is not None:
-        violations += evaluation_violations(evaluation, policy)
+        violations += evaluation_violations(evaluation, policy) + leakage_violations(evaluation, policy)
     if fairness is not None:
         violations += fairness_violations(fairness, policy)
     return apply_waivers(violations, policy, on)
+
+
+def leakage_violations(report: dict, policy: Policy) -> list[Violation]:
+    """A holdout ROC AUC at or above ``gates.leakage.max_holdout_auc``, when the policy blocks on leakage.
+
+    The leakage checks stop training and registration; re-deriving this from the evaluation keeps a
+    model that reached the registry by a subset run from becoming champion."""
+    gate = policy.gates.leakage
+    if gate.severity != "block" or not report["roc_auc"] >= gate.max_holdout_auc:
+        return []
+    return [Violation("leakage", SUSPECT_ROC_AUC, float(report["roc_auc"]), gate.max_holdout_auc)]
 
 
 def evaluation_violations(report: dict, policy: Policy) -> list[Violation]:

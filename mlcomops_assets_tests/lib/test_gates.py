@@ -144,3 +144,15 @@ def test_one_list_of_gap_metrics():
 
     assert FAIRNESS_METRICS[: len(GAP_METRICS)] == GAP_METRICS
     assert not hasattr(fairness_lib, "GAP_METRICS") and not hasattr(promotion_lib, "GAP_METRICS")
+
+
+def test_an_implausible_holdout_auc_blocks_promotion_as_leakage(policy):
+    perfect = {"roc_auc": 0.995, "accuracy": 0.99, "balanced_accuracy": 0.99}
+    outcome = assess(policy, DAY, evaluation=perfect)
+    (text,) = outcome.blocking_texts(DAY)
+    assert text.startswith("holdout roc_auc 0.995 >= 0.990 (gates.leakage.max_holdout_auc)")
+    warn_only = parse_policy(
+        {**default_policy(), "gates": {**default_policy()["gates"], "leakage": {"severity": "warn"}}}
+    )
+    assert assess(warn_only, DAY, evaluation=perfect).passed
+    assert assess(policy, DAY, evaluation={**perfect, "roc_auc": 0.98}).passed
