@@ -26,7 +26,7 @@ from mlcomops_assets.lib.gx_validation import blocking_failures, validate  # noq
 from mlcomops_assets.lib.outliers import fit_detector  # noqa: E402
 from mlcomops_assets.lib.rules import rules_from_policy  # noqa: E402
 from mlcomops_assets.lib.sources import ingest_source, read_raw, typed  # noqa: E402
-from mlcomops_assets.lib.splitting import BATCH_COLUMN, split_by_time  # noqa: E402
+from mlcomops_assets.lib.splitting import BATCH_COLUMN, split_data  # noqa: E402
 from mlcomops_assets.lib.uncertainty import accuracy_intervals, auc_interval  # noqa: E402
 from mlcomops_assets.policy import load_policy  # noqa: E402
 
@@ -51,7 +51,7 @@ def main() -> None:
     validation = validate(frame, rules_from_policy(policy.data, home), "baseline")
     assert not blocking_failures(validation.results)
     lap("validate")
-    splits = split_by_time(typed(frame, policy.data), policy)
+    splits = split_data(typed(frame, policy.data), policy)
     lap("split")
     tuned = {name: candidates.tune(name, splits.training, policy) for name in policy.model.candidates}
     lap("train")

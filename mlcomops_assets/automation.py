@@ -162,7 +162,8 @@ def build_schedules(policy: Policy) -> list[dg.ScheduleDefinition]:
         description="Monitors every registered production batch that has no monitoring result yet.",
     )
     def daily_monitoring(context: dg.ScheduleEvaluationContext):
-        """Catches up what the sensor missed (e.g. while the daemon was down) and the default data's periods."""
+        """Catches up what the sensor missed (e.g. while the daemon was down) and the data's production
+        periods (none when the data has no time column: then every batch is an inbox file)."""
         keys = context.instance.get_dynamic_partitions(PRODUCTION_BATCHES.name)
         done = context.instance.get_materialized_partitions(BATCH_MONITORING)
         todo = [k for k in keys if k not in done]

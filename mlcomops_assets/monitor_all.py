@@ -1,8 +1,12 @@
 """Monitor every registered production batch that has no monitoring result yet, on the project's instance.
 
-``make run`` calls this after the end-to-end job, so the default data's production periods are
-validated, scored by the champion and monitored without the daemon. With ``make ui`` running, the
-daily schedule and the inbox sensor do the same on their own.
+``make run`` calls this after the end-to-end job, so the data's production periods (registered by
+``data_splits`` when the policy names a time column) and the files in the inbox are validated, scored by
+the champion and monitored without the daemon. An inbox file whose name is not a partition yet is
+registered first, as the inbox sensor would: without a time column the inbox is the only source of
+batches, and ``make run`` must not wait for ``make ui`` to see them. With ``make ui`` running, the daily
+schedule and the inbox sensor do the same on their own. No batch at all (no time column, empty inbox)
+is no failure: there is nothing to monitor yet.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import sys
 import dagster as dg
 
 from mlcomops_assets.constants import BATCH_MONITORING, BATCH_TAG, MONITOR_BATCH_JOB, PRODUCTION_BATCHES, TRIGGER_TAG
+from mlcomops_assets.lib.batches import inbox_files
 from mlcomops_assets.pipeline_run import finish
-from mlcomops_assets.policy import PolicyError, report_policy_error
+from mlcomops_assets.policy import PolicyError, load_policy, report_policy_error
+from mlcomops_assets.settings import ProjectPaths, default_home
 
 
 def main() -> None:
@@ -25,9 +31,16 @@ def main() -> None:
         # Imported here: building the definitions loads the policy, and a broken one is reported
         # as a message with exit code 2, not as an import traceback.
         from mlcomops_assets.definitions import defs
+
+        paths = ProjectPaths(default_home())
+        policy = load_policy(paths.policy_file)
     except PolicyError as exc:
         finish(report_policy_error(exc))
     instance = dg.DagsterInstance.get()
+    registered = set(instance.get_dynamic_partitions(PRODUCTION_BATCHES.name))
+    arrived = [k for k in inbox_files(paths.home / policy.monitoring.inbox) if k not in registered]
+    if arrived:
+        instance.add_dynamic_partitions(PRODUCTION_BATCHES.name, arrived)
     keys = instance.get_dynamic_partitions(PRODUCTION_BATCHES.name)
     done = instance.get_materialized_partitions(BATCH_MONITORING)
     job = defs.resolve_job_def(MONITOR_BATCH_JOB)
@@ -43,6 +56,8 @@ def main() -> None:
             failed.append(key)
     if failed:
         print(f"monitoring failed for batch(es) {', '.join(failed)}: see the runs in the Dagster UI", file=sys.stderr)
+    elif not keys:
+        print(f"no production batch to monitor: drop CSV or Parquet files into {policy.monitoring.inbox}")
     finish(1 if failed else 0)
 
 

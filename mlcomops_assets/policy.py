@@ -533,7 +533,10 @@ class LeakageGate(_Strict):
         default=0.99, gt=0.5, le=1.0, description="After training: a holdout ROC AUC at or above this is suspect."
     )
     max_feature_importance: Fraction = Field(
-        default=0.3, description="After training: the largest holdout ROC AUC drop when one feature is permuted."
+        # Measured: 0.12 on the default data, 0.35 for a legitimate dominant income feature (single-feature AUC
+        # 0.86), 0.45 for the post-outcome column a user reported; 0.4 separates them.
+        default=0.4,
+        description="After training: the largest holdout ROC AUC drop when one feature is permuted.",
     )
     max_dominant_value_share: Fraction = Field(
         default=0.99, description="A feature whose most frequent value covers more rows than this is (near) constant."

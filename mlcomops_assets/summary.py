@@ -1,7 +1,8 @@
 """A short summary of the latest materializations, read back from the persistent Dagster instance.
 
 ``python -m mlcomops_assets.summary`` prints the data version, the registered model version, the key
-metrics, the largest fairness gaps, the drift verdict, and where to look next.
+metrics, the largest fairness gaps, the drift verdict, where production batches come from, the
+monitored batches of the current data source, and where to look next.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from typing import Any
 
 from mlcomops_assets.constants import (
+    BATCH_MONITORING,
     CHAMPION_MODEL,
     DRIFT_REPORT,
     FAIRNESS_REPORT,
@@ -18,6 +20,8 @@ from mlcomops_assets.constants import (
     RAW_DATA,
     TRAINED_MODEL,
 )
+from mlcomops_assets.lib.batches import recorded_source, source_identity
+from mlcomops_assets.policy import Policy, PolicyError, load_policy
 from mlcomops_assets.settings import ProjectPaths, default_home
 
 
@@ -43,12 +47,42 @@ def largest_gaps(fairness: dict[str, Any], top: int = 3) -> list[tuple[str, str,
     return sorted(gaps, key=lambda g: g[2], reverse=True)[:top]
 
 
+def _policy(paths: ProjectPaths) -> Policy | None:
+    try:
+        return load_policy(paths.policy_file)
+    except PolicyError:
+        return None  # the run reports the policy error itself; the summary still shows the last good state
+
+
+def batch_origin(policy: Policy) -> str:
+    """Where production batches come from: the data's periods after the cutoff, or the inbox only."""
+    spec, inbox = policy.data, policy.monitoring.inbox
+    if spec.has_time:
+        return f"periods of {spec.time_column} after data.training_cutoff={spec.training_cutoff}, and files in {inbox}"
+    return (
+        f"from the inbox only ({inbox}): the data has no time column, so training and holdout are a stratified "
+        "split of all rows and the data itself has no production period"
+    )
+
+
+def batch_source(instance, key: str) -> str | None:
+    """The data source of the batch that ``key``'s latest monitoring result read: recorded on the
+    production_batch materialization just before it (None when none was recorded)."""
+    import dagster as dg
+
+    monitored = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=BATCH_MONITORING, asset_partitions=[key]), limit=1
+    ).records
+    return recorded_source(instance, key, before_storage_id=monitored[0].storage_id) if monitored else None
+
+
 def render(paths: ProjectPaths, instance, elapsed: float | None = None, failed_step: str | None = None) -> str:
     raw = _metadata(instance, RAW_DATA)
     model = _metadata(instance, TRAINED_MODEL)
     evaluation = _report(paths, MODEL_EVALUATION.path[-1])
     fairness = _report(paths, FAIRNESS_REPORT.path[-1])
     drift = _report(paths, DRIFT_REPORT.path[-1])
+    policy = _policy(paths)
     lines = ["", "=== mlcomops_assets: end-to-end summary ==="]
     if failed_step:
         # Printed after a failure too, so the last good state is in view; it must not read as this run's.
@@ -59,6 +93,8 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None, failed_s
     if elapsed is not None:
         lines.append(f"wall time           {elapsed:.0f} s")
     lines.append(f"raw data version    {raw.get('dvc_md5', '(not materialized)')}  (DVC md5 of data/raw)")
+    if policy is not None:
+        lines.append(f"production batches  {batch_origin(policy)}")
     lines.append(
         f"registered model    {model.get('registered_model', '(not materialized)')}  [{model.get('model_uri', '')}]"
     )
@@ -89,14 +125,24 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None, failed_s
         lines.append(f"fairness verdict    {fairness.get('gate', {}).get('verdict', '(not recorded)')}")
     if evaluation and evaluation.get("gate"):
         lines.append(f"performance verdict {evaluation['gate']['verdict']}")
+    if drift.get("not_evaluated"):
+        lines.append(f"drift (periods)     {drift['not_evaluated']}")
     for batch, result in sorted(drift.get("batches", {}).items()):
         lines.append(
             f"drift batch {batch:<7} dataset drift={result['dataset_drift']}  "
             f"({result['drifted_columns']}/{len(result['columns'])} columns)  {result['html_path']}"
         )
     monitored = paths.monitoring_dir / "batch_monitoring"
+    # Only the current data source's batches: after a switch of dataset the earlier source's results stay
+    # on disk and in the instance, but they say nothing about the model trained on the current data.
+    current = source_identity(policy.data) if policy is not None else None
+    hidden = {"of another data source": 0, "with no data source recorded": 0}
     for path in sorted(monitored.glob("*.json")) if monitored.is_dir() else []:
         m = json.loads(path.read_text())
+        source = batch_source(instance, m["batch"])
+        if current is None or source != current:
+            hidden["with no data source recorded" if source is None else "of another data source"] += 1
+            continue
         drift = m["data_drift"]
         lines.append(
             f"monitored batch     {m['batch']:<14} rows={m['rows']:<6} model v{m['model_uri'].rsplit('/', 1)[-1]}  "
@@ -104,6 +150,11 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None, failed_s
             f"{m['prediction_drift']['score_ks']:.3f}  outliers {m['outlier_share']:.1%}  "
             f"alarms={', '.join(m['alarms']) or 'none'}"
         )
+    if current is None and sum(hidden.values()):
+        lines.append("monitored batches   not listed: the policy does not load, so the current data source is unknown")
+    elif sum(hidden.values()):
+        counts = ", ".join(f"{n} {why}" for why, n in hidden.items() if n)
+        lines.append(f"monitored batches   not listed (not of the current data source, {policy.data.name}): {counts}")
     lines += [
         "",
         "where to look:",

@@ -51,9 +51,11 @@ from mlcomops_assets.resources import MlflowSession, ProjectResource
 def drift_report(
     context: dg.AssetExecutionContext, reference: pd.DataFrame, production: pd.DataFrame, project: ProjectResource
 ):
-    """Evidently data drift between the training data (reference) and each production batch, with the
-    statistical methods pinned by the policy. One self-contained HTML report per batch, a per-column
-    table and a dataset-drift verdict per batch."""
+    """Evidently data drift between the training data (reference) and each production period of the
+    data, with the statistical methods pinned by the policy. One self-contained HTML report per period,
+    a per-column table and a dataset-drift verdict per period. Without production rows (no time column,
+    or nothing after the cutoff) drift is reported as not evaluated, never as absent: inbox batches are
+    then compared with the reference one by one in batch_monitoring."""
     policy = project.policy()
     folder = project.paths.reports_dir / "drift"
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,8 +87,9 @@ def drift_report(
         for b, r in batches.items()
     ]
     latest = max(batches) if batches else None
+    not_evaluated = None if batches else _no_production_reason(policy)
     metadata: dict[str, Any] = {
-        "batches": table(summary) if summary else "no production batches",
+        "batches": table(summary) if summary else not_evaluated,
         "reference_rows": len(reference),
         "num_method": policy.gates.drift.num_method,
         "cat_method": policy.gates.drift.cat_method,
@@ -98,19 +101,37 @@ def drift_report(
         metadata["latest_batch_report"] = dg.MetadataValue.url(project.report_link(latest_html))
         metadata["latest_batch_report_path"] = dg.MetadataValue.path(str(latest_html))
         metadata["dataset_drift"] = bool(batches[latest]["dataset_drift"])
+    metadata["evaluated"] = not_evaluated is None
     drifted = [b for b, r in batches.items() if r["dataset_drift"]]
-    yield dg.Output({"batches": batches, "latest_batch": latest}, metadata=metadata)
+    record = {"batches": batches, "latest_batch": latest, "evaluated": not_evaluated is None}
+    if not_evaluated:
+        record["not_evaluated"] = not_evaluated
+    yield dg.Output(record, metadata=metadata)
+    # Nothing to compare is no drift alarm (the check is a warning about the data, and no period exists
+    # to warn about), but the description must not read as "no drift": it says what was not evaluated.
     yield dg.AssetCheckResult(
         check_name=NO_DATASET_DRIFT,
         passed=not drifted,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"dataset drift in batch(es) {', '.join(drifted)}"
-            if drifted
-            else f"no dataset drift in {len(batches)} batch(es)"
+            not_evaluated
+            or (
+                f"dataset drift in batch(es) {', '.join(drifted)}"
+                if drifted
+                else f"no dataset drift in {len(batches)} batch(es)"
+            )
         ),
-        metadata={"batches_checked": len(batches), "batches_drifted": len(drifted)},
+        metadata={"batches_checked": len(batches), "batches_drifted": len(drifted), "evaluated": not not_evaluated},
     )
+
+
+def _no_production_reason(policy) -> str:
+    """Why drift_report compared nothing: the data has no production period."""
+    if not policy.data.has_time:
+        why = "no production period in the data (no time column)"
+    else:
+        why = f"no production rows after data.training_cutoff={policy.data.training_cutoff}"
+    return f"not evaluated: {why}; batches are monitored from the inbox"
 
 
 @dg.asset(

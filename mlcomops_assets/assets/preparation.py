@@ -1,4 +1,9 @@
-"""Preparation: training and holdout sets up to the training cutoff, production batches after it."""
+"""Preparation: training and holdout sets, and the production periods of the data (if it has a time column).
+
+With ``data.time_column``, rows up to the training cutoff are split into training and holdout and later rows
+are production batches. Without one, training and holdout are a stratified, seeded split of all rows, and
+production_data is empty: production batches then come from the inbox only.
+"""
 
 from collections.abc import Iterator
 
@@ -17,7 +22,7 @@ from mlcomops_assets.constants import (
     TRAINING_DATA,
     VALIDATED_DATA,
 )
-from mlcomops_assets.lib.splitting import BATCH_COLUMN, SplitError, split_by_time, split_problems
+from mlcomops_assets.lib.splitting import BATCH_COLUMN, SplitError, split_data, split_problems, stratification_gaps
 from mlcomops_assets.resources import ProjectResource
 
 _TAGS = {"compliance/personal_data": "pseudonymous", "compliance/layer": "prepared"}
@@ -42,9 +47,20 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
     outs={
         key.path[-1]: _out(key, description)
         for key, description in (
-            (TRAINING_DATA, "Rows up to the training cutoff used to fit the model (stratified by label)."),
-            (HOLDOUT_DATA, "Rows up to the training cutoff held out for evaluation and fairness testing."),
-            (PRODUCTION_DATA, "Rows after the training cutoff, labelled by production batch, for monitoring."),
+            (
+                TRAINING_DATA,
+                "Rows used to fit the model (stratified by label): those up to the training cutoff, or all "
+                "rows when the data has no time column.",
+            ),
+            (
+                HOLDOUT_DATA,
+                "Rows held out for evaluation and fairness testing, from the same rows as the training data.",
+            ),
+            (
+                PRODUCTION_DATA,
+                "Rows after the training cutoff, labelled by production batch, for monitoring; empty when the "
+                "data has no time column (production batches then come from the inbox only).",
+            ),
         )
     },
     ins={"validated": dg.AssetIn(key=VALIDATED_DATA)},
@@ -59,7 +75,9 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
             NO_TIME_LEAKAGE,
             asset=PRODUCTION_DATA,
             blocking=True,
-            description="No training or holdout row is later than the cutoff; no production row is earlier.",
+            description="With a time column: no training or holdout row is later than the cutoff and no "
+            "production row is earlier. Without one (no time-based check is possible): training and holdout "
+            "are disjoint, cover every validated row and are stratified by label, and there is no production row.",
         ),
     ],
     can_subset=False,
@@ -67,15 +85,16 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
 def data_splits(
     context: dg.AssetExecutionContext, validated: pd.DataFrame, project: ProjectResource
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Split the validated data by time: training/holdout up to the policy's cutoff, production after.
-    Each production period is registered as a partition of the monitoring assets.
+    """Split the validated data: by time when the policy names a time column (training/holdout up to the
+    cutoff, production after, each production period registered as a partition of the monitoring
+    assets), else a stratified, seeded training/holdout split of all rows and no production rows.
 
     Write-audit-publish: the splits are computed in memory and both checks evaluated first; the files
     under data/prepared/ are replaced only when both pass, so a failed split leaves the last good sets."""
     policy = project.policy()
     spec = policy.data
     try:
-        splits = split_by_time(validated, policy)
+        splits = split_data(validated, policy)
     except SplitError as exc:
         failed = dg.AssetCheckResult(
             check_name=SPLITS_ARE_USABLE, asset_key=TRAINING_DATA, passed=False, description=str(exc)
@@ -85,13 +104,15 @@ def data_splits(
     raw_md5 = validated.attrs.get(RAW_MD5_ATTR, "unknown")
     for frame in (splits.training, splits.holdout, splits.production):
         frame.attrs[RAW_MD5_ATTR] = raw_md5
-    checks = [_usable_check(splits, spec.target), _leakage_check(splits, policy)]
+    leakage = _leakage_check(splits, policy) if spec.has_time else _no_time_check(splits, policy, len(validated))
+    checks = [_usable_check(splits, spec.target), leakage]
     if blocking_failed(checks):
         yield from publish_on_pass("the prepared data", [], checks)
         return
 
     batches = splits.production[BATCH_COLUMN].value_counts().sort_index()
-    # Each production period becomes a partition of the monitoring assets (inbox files add their own).
+    # Each production period becomes a partition of the monitoring assets (inbox files add their own);
+    # without a time column there is none.
     new_keys = [
         str(b) for b in batches.index if not context.instance.has_dynamic_partition(PRODUCTION_BATCHES.name, str(b))
     ]
@@ -102,7 +123,17 @@ def data_splits(
 
 def _outputs(splits, batches: pd.Series, policy, raw_md5: str) -> list[dg.Output]:
     spec = policy.data
-    common = {"raw_data_md5": raw_md5, "training_cutoff": str(spec.training_cutoff), "seed": policy.seed}
+    common = {
+        "raw_data_md5": raw_md5,
+        "training_cutoff": str(spec.training_cutoff) if spec.has_time else "none (no time column)",
+        "split": (
+            f"by time: rows with {spec.time_column} <= {spec.training_cutoff} train and hold out, later rows "
+            "are production batches"
+            if spec.has_time
+            else "stratified, seeded split of all rows (no time column); production batches come from the inbox only"
+        ),
+        "seed": policy.seed,
+    }
     return [
         dg.Output(
             splits.training,
@@ -169,4 +200,51 @@ def _leakage_check(splits, policy) -> dg.AssetCheckResult:
         description=f"{late} training/holdout row(s) after data.training_cutoff={cutoff}, {early} production "
         "row(s) at or before it",
         metadata={"past_rows_after_cutoff": late, "production_rows_before_cutoff": early},
+    )
+
+
+def _no_time_check(splits, policy, validated_rows: int) -> dg.AssetCheckResult:
+    """Without a time column nothing can be checked against a cutoff; what is checked instead is that the
+    split is what the policy says: disjoint training and holdout rows covering every validated row, each
+    label class's holdout count within one row of its share (when split.stratify), and no production row."""
+    target = policy.data.target
+    training, holdout = set(splits.training_positions.tolist()), set(splits.holdout_positions.tolist())
+    shared = len(training & holdout)
+    missing = validated_rows - len(training | holdout)
+    gaps = stratification_gaps(splits, target)
+    worst = max(gaps.values(), default=0.0)
+    # One row of rounding per class is what a stratified split of whole rows can do.
+    unstratified = policy.split.stratify and worst > 1
+    production = len(splits.production)
+    problems = [
+        f"{shared} row(s) in both training and holdout" if shared else "",
+        f"{missing} validated row(s) in neither training nor holdout" if missing else "",
+        f"holdout label counts off their stratified share by up to {worst:g} rows" if unstratified else "",
+        f"{production} production row(s) without a time column" if production else "",
+    ]
+    problems = [p for p in problems if p]
+    stratified = (
+        f"stratified by {target} (each class within {worst:g} row(s) of its share)"
+        if policy.split.stratify
+        else "not stratified (split.stratify is false)"
+    )
+    return dg.AssetCheckResult(
+        check_name=NO_TIME_LEAKAGE,
+        asset_key=PRODUCTION_DATA,
+        passed=not problems,
+        description="no time column, so no time-based check was possible; "
+        + (
+            "; ".join(problems)
+            if problems
+            else f"verified instead: training ({len(training)} rows) and holdout ({len(holdout)} rows) are "
+            f"disjoint and cover all {validated_rows} validated rows, {stratified}, and there are no "
+            "production rows (production batches come from the inbox only)"
+        ),
+        metadata={
+            "time_column": "none",
+            "rows_in_training_and_holdout": shared,
+            "validated_rows_not_split": missing,
+            "largest_stratification_gap_rows": worst,
+            "production_rows": production,
+        },
     )

@@ -11,7 +11,14 @@ from mlcomops_assets.constants import (
     PRODUCTION_DATA,
 )
 from mlcomops_assets.lib import modeling
-from mlcomops_assets.lib.batches import batch_rules, inbox_files, labeled_rows, quarantine
+from mlcomops_assets.lib.batches import (
+    DATA_SOURCE_KEY,
+    batch_rules,
+    inbox_files,
+    labeled_rows,
+    quarantine,
+    source_identity,
+)
 from mlcomops_assets.lib.files import file_md5
 from mlcomops_assets.lib.gx_validation import blocking_failures, unreadable, validate
 from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, protect_identifiers
@@ -59,8 +66,11 @@ def _from_inbox(context: dg.AssetExecutionContext, path, project: ProjectResourc
 )
 def production_batch(context: dg.AssetExecutionContext, production: pd.DataFrame, project: ProjectResource):
     """One production batch, validated and typed like the training data: a file from the inbox
-    (``monitoring.inbox``, CSV or Parquet, named after the batch), or a period of the default data after
-    the training cutoff. The batch is written only after it passed the data contract (write-audit-publish):
+    (``monitoring.inbox``, CSV or Parquet, named after the batch), or a period of the data after the
+    training cutoff (only when the policy names a time column; without one, every batch is an inbox file).
+    The batch records which data source it belongs to (dataset name, location, hash of the declared
+    columns), so a summary after a switch of dataset lists only the current source's batches.
+    The batch is written only after it passed the data contract (write-audit-publish):
     a file that breaks it fails this step with each failed rule, column and row count, is moved to
     ``data/quarantine/`` with a note of the failed rules (names and counts, never values), and nothing
     downstream runs for it."""
@@ -72,7 +82,12 @@ def production_batch(context: dg.AssetExecutionContext, production: pd.DataFrame
     else:
         frame = production[production[BATCH_COLUMN].astype(str) == key].drop(columns=[BATCH_COLUMN])
         if frame.empty:
-            raise dg.Failure(description=f"batch {key}: no inbox file and no production period of that name")
+            where = (
+                "no production period of that name"
+                if policy.data.has_time
+                else "the data has no time column, so batches come from the inbox only"
+            )
+            raise dg.Failure(description=f"batch {key}: no file of that name in {policy.monitoring.inbox}, and {where}")
         provenance = {"source": "production_data", "file_md5": "", "rules_passed": 0}
         frame = frame.reset_index(drop=True)
     return dg.Output(
@@ -83,6 +98,7 @@ def production_batch(context: dg.AssetExecutionContext, production: pd.DataFrame
             "source": provenance["source"],
             "file_md5": provenance["file_md5"],
             "contract_rules_passed": provenance["rules_passed"],
+            DATA_SOURCE_KEY: source_identity(policy.data),
         },
     )
 

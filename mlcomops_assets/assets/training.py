@@ -21,6 +21,7 @@ from mlcomops_assets.constants import (
 )
 from mlcomops_assets.lib import candidates as candidate_lib
 from mlcomops_assets.lib import modeling
+from mlcomops_assets.lib.batches import recorded_source, source_identity
 from mlcomops_assets.lib.files import fault_point
 from mlcomops_assets.lib.lineage import git_commit, registration_mismatches
 from mlcomops_assets.lib.model_registry import pip_requirements, trusted_types
@@ -109,7 +110,13 @@ def model_candidates(
 
     policy = project.policy()
     raw_md5 = training.attrs.get(RAW_MD5_ATTR, "unknown")
-    training, added = with_labeled_batches(training, batches, policy)
+    # Only batches of the data source the policy names: after a switch of dataset, the previous source's
+    # labeled batches (same partition keys, other columns and meaning) must not enter training.
+    current = source_identity(policy.data)
+    ours = {k: f for k, f in batches.items() if recorded_source(context.instance, k) == current}
+    if len(ours) < len(batches):
+        context.log.info(f"{len(batches) - len(ours)} production batch(es) of another data source left out")
+    training, added = with_labeled_batches(training, ours, policy)
     x = modeling.features(training, policy)
     tags = lineage_tags(context, raw_md5, policy.fingerprint)
     batches_tag = ",".join(f"{k}:{n}" for k, n in added.items()) or "(none)"
@@ -135,7 +142,9 @@ def model_candidates(
                     "cv_metric": metric,
                     "decision_threshold": policy.model.decision_threshold,
                     "feature_columns": ",".join(policy.data.feature_columns),
-                    "training_cutoff": str(policy.data.training_cutoff),
+                    "training_cutoff": (
+                        str(policy.data.training_cutoff) if policy.data.has_time else "none (no time column)"
+                    ),
                     **{f"fixed.{k}": v for k, v in tuned.spec.params.items()},
                     **{f"tuned.{k}": v for k, v in tuned.best_params.items()},
                 }

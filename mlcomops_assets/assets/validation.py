@@ -21,7 +21,7 @@ from mlcomops_assets.lib.gx_validation import RuleResult, Validation, blocking_f
 from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, protect_identifiers
 from mlcomops_assets.lib.rules import rules_from_policy
 from mlcomops_assets.lib.sources import SourceError, read_raw, typed
-from mlcomops_assets.lib.splitting import SplitError, split_by_time, split_problems
+from mlcomops_assets.lib.splitting import SplitError, split_data, split_problems
 from mlcomops_assets.metadata import table
 from mlcomops_assets.policy import Policy
 from mlcomops_assets.resources import ProjectResource
@@ -150,7 +150,7 @@ def _audit_splits(frame: pd.DataFrame, policy: Policy) -> None:
     cutoff, one label class in the training window) would replace the validated layer and leave it
     out of step with the champion; it is refused here, with counts, before anything is written."""
     try:
-        problems = split_problems(split_by_time(frame, policy), policy.data.target)
+        problems = split_problems(split_data(frame, policy), policy.data.target)
     except SplitError as exc:
         problems = [str(exc)]
     if problems:

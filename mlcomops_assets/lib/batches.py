@@ -1,14 +1,17 @@
 """Production batches: files dropped into the inbox, validated with the data contract, or quarantined.
 
 A batch is a partition of the monitoring assets. Its key is the file name without extension (letters,
-digits, ``-``, ``_`` and ``.``), or a production period of the default data (e.g. ``2001``). A batch
-must satisfy the same per-row and per-column rules as the training data; the rules about the whole
-training set (row-count bounds, both classes present, class shares, group sizes) do not apply to a
-batch, and the label may be missing (unlabeled batches are scored and monitored, not evaluated).
+digits, ``-``, ``_`` and ``.``), or a production period of the data (e.g. ``2001``) when the policy names a
+time column; without one, every batch comes from the inbox. A batch must satisfy the same per-row and
+per-column rules as the training data; the rules about the whole training set (row-count bounds, both
+classes present, class shares, group sizes) do not apply to a batch, and the label may be missing
+(unlabeled batches are scored and monitored, not evaluated). Each batch records the data source it
+belongs to (``source_identity``), so batches of a dataset the policy no longer names can be told apart.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from datetime import UTC, datetime
@@ -18,12 +21,41 @@ import pandas as pd
 
 from mlcomops_assets.lib.files import file_md5, write_json
 from mlcomops_assets.lib.rules import Kind, Rule, rules_from_policy
-from mlcomops_assets.policy import Policy
+from mlcomops_assets.policy import DataSpec, Policy
 
 BATCH_SUFFIXES = (".csv", ".parquet")
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 # Rules about the training set as a whole, not about each batch.
 _DATASET_RULES = ("row_count_within_bounds",)
+# Materialization metadata of production_batch naming the data source the batch belongs to.
+DATA_SOURCE_KEY = "data_source"
+
+
+def source_identity(spec: DataSpec) -> str:
+    """Which data source a batch belongs to: the dataset's name, where it is read from, and a hash of its
+    declared columns (names, roles, types), the target and the favourable label. No data values: it tells
+    batches of the current source from those monitored before the policy switched to another dataset.
+    Thresholds and the data's bytes are left out, so updating a file or tightening a rule keeps the source."""
+    contract = sorted(
+        (name, col.role.value, col.dtype.value if col.dtype else "-") for name, col in spec.columns.items()
+    )
+    digest = hashlib.sha256(repr((contract, spec.target, spec.positive_label)).encode()).hexdigest()[:12]
+    return f"{spec.name}|{spec.source.kind}:{spec.source.path or '-'}|columns {digest}"
+
+
+def recorded_source(instance, key: str, before_storage_id: int | None = None) -> str | None:
+    """The data source recorded on batch ``key``'s latest production_batch materialization (the one before
+    ``before_storage_id`` when given, i.e. the batch a later step read); None when none was recorded."""
+    import dagster as dg
+
+    from mlcomops_assets.constants import PRODUCTION_BATCH
+
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=PRODUCTION_BATCH, asset_partitions=[key], before_storage_id=before_storage_id),
+        limit=1,
+    ).records
+    metadata = records[0].asset_materialization.metadata if records else {}
+    return metadata[DATA_SOURCE_KEY].value if DATA_SOURCE_KEY in metadata else None
 
 
 def batch_key(path: Path) -> str | None:

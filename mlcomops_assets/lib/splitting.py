@@ -1,9 +1,15 @@
-"""Splitting the validated data by time: train/holdout up to the cutoff, production batches after it."""
+"""Splitting the validated data into training, holdout and production rows.
+
+With a time column (``data.time_column``): rows up to ``data.training_cutoff`` are split into training
+and holdout, later rows are production batches, one per period. Without one, training and holdout are a
+stratified, seeded split of all rows and there is no production period: batches come from the inbox only.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from mlcomops_assets.policy import Policy
@@ -21,6 +27,10 @@ class Splits:
     training: pd.DataFrame
     holdout: pd.DataFrame
     production: pd.DataFrame
+    # Positions of the training and holdout rows in the split frame: what the split audit checks
+    # (rows may legitimately repeat in the data, so their values cannot tell two rows apart).
+    training_positions: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=int))
+    holdout_positions: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=int))
 
 
 def batch_labels(times: pd.Series) -> pd.Series:
@@ -30,38 +40,64 @@ def batch_labels(times: pd.Series) -> pd.Series:
     return pd.to_datetime(times).dt.to_period("M").astype(str)
 
 
-def split_by_time(frame: pd.DataFrame, policy: Policy) -> Splits:
-    """Rows up to the training cutoff are split into training and holdout; later rows are production."""
-    from sklearn.model_selection import train_test_split
+def no_production(frame: pd.DataFrame) -> pd.DataFrame:
+    """No production rows, with the columns production rows would have (the data's and the batch)."""
+    empty = frame.iloc[0:0].copy()
+    empty[BATCH_COLUMN] = pd.Series(dtype=object)
+    return empty
 
+
+def split_data(frame: pd.DataFrame, policy: Policy) -> Splits:
+    """Training, holdout and production rows: by time when the policy names a time column, else a
+    stratified, seeded split of all rows with no production rows."""
+    frame = frame.reset_index(drop=True)  # the index is the row's position, which the audit relies on
+    if not policy.data.has_time:
+        return _train_holdout(frame, no_production(frame), policy, "in the validated data")
     spec = policy.data
     times = frame[spec.time_column]
     cutoff = spec.training_cutoff
     if not pd.api.types.is_numeric_dtype(times):
         times, cutoff = pd.to_datetime(times), pd.Timestamp(cutoff)
-    past = frame.loc[times <= cutoff]
     production = frame.loc[times > cutoff].copy()
     production[BATCH_COLUMN] = batch_labels(production[spec.time_column])
-    if len(past) < LABELS_NEEDED:
-        raise SplitError(
-            f"only {len(past)} row(s) at or before data.training_cutoff={spec.training_cutoff}: nothing to train on"
-        )
-    smallest = int(past[spec.target].value_counts().min())
-    stratify = past[spec.target] if policy.split.stratify and past[spec.target].nunique() > 1 else None
+    where = f"at or before data.training_cutoff={spec.training_cutoff}"
+    return _train_holdout(frame.loc[times <= cutoff], production, policy, where)
+
+
+def _train_holdout(rows: pd.DataFrame, production: pd.DataFrame, policy: Policy, where: str) -> Splits:
+    """Split ``rows`` into training and holdout (stratified by label when the policy says so, seeded)."""
+    from sklearn.model_selection import train_test_split
+
+    target = policy.data.target
+    if len(rows) < LABELS_NEEDED:
+        raise SplitError(f"only {len(rows)} row(s) {where}: nothing to train on")
+    smallest = int(rows[target].value_counts().min())
+    stratify = rows[target] if policy.split.stratify and rows[target].nunique() > 1 else None
     if stratify is not None and smallest < LABELS_NEEDED:
         # scikit-learn would raise with its own wording; say it with counts and the policy's names.
         raise SplitError(
-            f"the rarest label class has {smallest} row(s) at or before data.training_cutoff="
-            f"{spec.training_cutoff}: a stratified holdout needs at least {LABELS_NEEDED}"
+            f"the rarest label class has {smallest} row(s) {where}: a stratified holdout needs at least {LABELS_NEEDED}"
         )
     training, holdout = train_test_split(
-        past, test_size=policy.split.holdout_fraction, random_state=policy.seed, stratify=stratify
+        rows, test_size=policy.split.holdout_fraction, random_state=policy.seed, stratify=stratify
     )
+    training, holdout = training.sort_index(), holdout.sort_index()
     return Splits(
-        training=training.sort_index().reset_index(drop=True),
-        holdout=holdout.sort_index().reset_index(drop=True),
+        training=training.reset_index(drop=True),
+        holdout=holdout.reset_index(drop=True),
         production=production.reset_index(drop=True),
+        training_positions=training.index.to_numpy(),
+        holdout_positions=holdout.index.to_numpy(),
     )
+
+
+def stratification_gaps(splits: Splits, target: str) -> dict[str, float]:
+    """Per label class: how many rows the holdout is off the count its share of all split rows implies.
+    A stratified split keeps each within one row (rounding); counts only, no values of other columns."""
+    both = pd.concat([splits.training[target], splits.holdout[target]])
+    expected = both.value_counts() * len(splits.holdout) / max(len(both), 1)
+    actual = splits.holdout[target].value_counts().reindex(expected.index, fill_value=0)
+    return {str(k): round(float(abs(actual[k] - expected[k])), 3) for k in expected.index}
 
 
 def split_problems(splits: Splits, target: str) -> list[str]:

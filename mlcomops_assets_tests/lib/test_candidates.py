@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from mlcomops_assets.lib import candidates, modeling
-from mlcomops_assets.lib.splitting import split_by_time
+from mlcomops_assets.lib.splitting import split_data
 
 
 @pytest.fixture(scope="module")
 def training(arrests, policy):
-    return split_by_time(arrests, policy).training
+    return split_data(arrests, policy).training
 
 
 def test_tuning_picks_from_the_grid_and_is_reproducible(training, policy):

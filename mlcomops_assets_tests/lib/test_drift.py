@@ -1,11 +1,11 @@
 """Drift methods are pinned: small and large batches use the same statistic, and real shifts are found."""
 
 from mlcomops_assets.lib.drift import drift_report
-from mlcomops_assets.lib.splitting import split_by_time
+from mlcomops_assets.lib.splitting import split_data
 
 
 def test_pinned_methods_and_detected_shift(arrests, policy, tmp_path):
-    splits = split_by_time(arrests, policy)
+    splits = split_data(arrests, policy)
     small = splits.production[
         splits.production["batch"] == "2002"
     ]  # 277 rows: Evidently's auto mode would use p-values

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from mlcomops_assets.lib import explain, modeling
-from mlcomops_assets.lib.splitting import split_by_time
+from mlcomops_assets.lib.splitting import split_data
 
 
 @pytest.mark.parametrize("candidate", ["gradient_boosting", "logistic_regression"])
 def test_single_decision_explanation_adds_up(arrests, policy, candidate):
-    splits = split_by_time(arrests, policy)
+    splits = split_data(arrests, policy)
     model = modeling.build_pipeline(policy, policy.model.candidates[candidate]).fit(
         modeling.features(splits.training, policy), modeling.labels(splits.training, policy)
     )
@@ -35,7 +35,7 @@ def test_the_explainer_keeps_no_training_row(arrests, policy, candidate, tmp_pat
 
     from mlcomops_assets.lib.evidence_scan import RowIndex, scan_file
 
-    splits = split_by_time(arrests, policy)
+    splits = split_data(arrests, policy)
     training = splits.training
     model = modeling.build_pipeline(policy, policy.model.candidates[candidate]).fit(
         modeling.features(training, policy), modeling.labels(training, policy)
@@ -62,7 +62,7 @@ def test_the_mean_background_gives_the_same_linear_explanations(arrests, policy)
     """Replacing the row sample by its mean row changes no SHAP value of a linear model."""
     import shap
 
-    splits = split_by_time(arrests, policy)
+    splits = split_data(arrests, policy)
     model = modeling.build_pipeline(policy, policy.model.candidates["logistic_regression"]).fit(
         modeling.features(splits.training, policy), modeling.labels(splits.training, policy)
     )

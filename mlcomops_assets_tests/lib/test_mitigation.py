@@ -4,11 +4,11 @@ from fairlearn.metrics import demographic_parity_difference
 
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.mitigation import sensitive_labels, threshold_optimized
-from mlcomops_assets.lib.splitting import split_by_time
+from mlcomops_assets.lib.splitting import split_data
 
 
 def test_threshold_optimizer_narrows_the_demographic_parity_gap(arrests, policy):
-    splits = split_by_time(arrests, policy)
+    splits = split_data(arrests, policy)
     spec = policy.model.candidates["gradient_boosting"]
     model = modeling.build_pipeline(policy, spec).fit(
         modeling.features(splits.training, policy), modeling.labels(splits.training, policy)
