@@ -417,14 +417,19 @@ class PromotionGate(_Strict):
 
 
 class EvaluationGate(_Strict):
+    """Minimum quality of the model on the holdout."""
+
     min_roc_auc: Fraction = 0.6
-    min_accuracy: Fraction = 0.0
+    min_accuracy: Fraction = Field(
+        default=0.75,
+        description="A useful floor is the majority-class share: the accuracy of always deciding the same.",
+    )
     min_balanced_accuracy: Fraction = 0.0
 
 
 class FairnessGate(_Strict):
-    max_demographic_parity_difference: Fraction = 0.1
-    max_equalized_odds_difference: Fraction = 0.2
+    max_demographic_parity_difference: Fraction = 0.15
+    max_equalized_odds_difference: Fraction = 0.25
     min_demographic_parity_ratio: Fraction = Field(
         default=0.8, description="Lowest group selection rate over the highest (the four-fifths rule)."
     )
@@ -459,7 +464,7 @@ class MonitoringSpec(_Strict):
         default=0.1, description="Largest change of the favourable-decision rate against the reference."
     )
     retrain_window_batches: int = Field(
-        default=0,
+        default=4,
         ge=0,
         description="Retraining adds the labeled rows of this many most recent validated production batches "
         "to the training rows (0: train on the rows up to the cutoff only).",
@@ -546,8 +551,20 @@ class LeakageGate(_Strict):
     )
 
 
+class ExplainabilityGate(_Strict):
+    """The explanations must be faithful to the model they explain."""
+
+    max_additivity_error: float = Field(
+        default=1e-6,
+        gt=0.0,
+        le=0.1,
+        description="Largest |base value + sum of SHAP values - model log-odds| over the explained rows.",
+    )
+
+
 class GatesSpec(_Strict):
     evaluation: EvaluationGate = EvaluationGate()
+    explainability: ExplainabilityGate = ExplainabilityGate()
     leakage: LeakageGate = LeakageGate()
     promotion: PromotionGate = PromotionGate()
     proxy: ProxyGate = ProxyGate()

@@ -290,3 +290,49 @@ def test_no_time_column_is_a_supported_policy():
 )
 def test_time_column_and_cutoff_go_together(mutate, expected):
     assert expected in _error(mutate)
+
+
+# Settings that describe one dataset, so no code default can be right for them.
+_DATASET_SPECIFIC = {"gates.fairness.intersections"}
+# Sections that hold every threshold, sample size and method the pipeline decides with.
+_DECIDING_SECTIONS = ("seed", "split", "model.selection", "model.mitigation", "explainability", "monitoring", "gates")
+
+
+def _leaves(node: object, prefix: str) -> dict[str, object]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, object] = {}
+    for key, value in node.items():
+        out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _section(tree: dict, dotted: str) -> object:
+    for part in dotted.split("."):
+        tree = tree.get(part, {}) if isinstance(tree, dict) else {}
+    return tree
+
+
+def test_the_policy_file_writes_out_every_value_the_pipeline_decides_with():
+    """A reviewer reads every threshold in governance.yaml itself: none is left to a code default."""
+    written = yaml.safe_load((REPO / "governance.yaml").read_text())
+    validated = load_policy(REPO / "governance.yaml").model_dump(mode="json")
+    missing = [
+        key
+        for section in _DECIDING_SECTIONS
+        for key in _leaves(_section(validated, section), section)
+        if key not in _leaves(_section(written, section), section)
+    ]
+    assert missing == []
+
+
+def test_no_code_default_differs_from_the_policy_file():
+    """Deleting a key from governance.yaml must not change a decision: the code's default is the file's value."""
+    raw = yaml.safe_load((REPO / "governance.yaml").read_text())
+    bare = {k: v for k, v in raw.items() if k not in ("split", "explainability", "monitoring", "gates")}
+    bare["model"] = {k: v for k, v in raw["model"].items() if k not in ("selection", "mitigation")}
+    bare.setdefault("gates", {})["fairness"] = {"intersections": raw["gates"]["fairness"]["intersections"]}
+    from_file = _leaves(parse_policy(raw).model_dump(mode="json"), "")
+    from_code = _leaves(parse_policy(bare).model_dump(mode="json"), "")
+    differing = sorted(k for k in from_file if from_file[k] != from_code[k] and k not in _DATASET_SPECIFIC)
+    assert differing == []

@@ -19,7 +19,6 @@ from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
 # SHAP values must add up to the model's log-odds; float error is ~1e-14, so this is a strict bound.
-ADDITIVITY_TOLERANCE = 1e-6
 
 
 @dg.asset(
@@ -62,10 +61,14 @@ def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectRe
     additivity_error = float(np.max(np.abs(base + values.sum(axis=1).to_numpy() - margin)))
     check = dg.AssetCheckResult(
         check_name=EXPLANATIONS_ARE_FAITHFUL,
-        passed=additivity_error <= ADDITIVITY_TOLERANCE,
+        passed=additivity_error <= policy.gates.explainability.max_additivity_error,
         description=f"max |base + sum(SHAP) - log-odds| = {additivity_error:.2e} over {len(sample)} rows "
-        f"(tolerance {ADDITIVITY_TOLERANCE:g})",
-        metadata={"additivity_error": additivity_error, "rows": len(sample)},
+        f"(gates.explainability.max_additivity_error {policy.gates.explainability.max_additivity_error:g})",
+        metadata={
+            "additivity_error": additivity_error,
+            "max_additivity_error": policy.gates.explainability.max_additivity_error,
+            "rows": len(sample),
+        },
     )
     if not check.passed:
         # Audit before publish: an unfaithful explainer and its plot are never written.

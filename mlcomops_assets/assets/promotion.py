@@ -7,7 +7,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlcomops_assets.assets.explainability import ADDITIVITY_TOLERANCE
 from mlcomops_assets.constants import (
     CHAMPION_ALIAS,
     CHAMPION_MODEL,
@@ -185,7 +184,9 @@ def champion_model(
     _check_registration(mlflow_session, model_record)
     on = today()
     key = mlflow_session.signing_key(create=True)
-    failures, waived = gate_failures(evaluation, fairness, explainer, policy, ADDITIVITY_TOLERANCE, on)
+    failures, waived = gate_failures(
+        evaluation, fairness, explainer, policy, policy.gates.explainability.max_additivity_error, on
+    )
     candidate = Standing(evaluation["roc_auc"], largest_gap(fairness))
     previous, champion, alias_note = _champion_standing(mlflow_session, name, pr.public_key_hex(key))
     if previous == version:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlcomops_assets.lib.rules import IDENTIFIER_PATTERN, MAX_UNIQUE_SHARE_OF_TEXT_FEATURE
-from mlcomops_assets.policy import ColumnRole, ColumnType, GatesSpec, PolicyError, parse_policy
+from mlcomops_assets.policy import ColumnRole, ColumnType, EvaluationGate, GatesSpec, PolicyError, parse_policy
 
 # A text column with at most this many distinct values is a category and its labels are listed.
 MAX_CATEGORY_VALUES = 20
@@ -121,6 +121,7 @@ class Draft:
     cutoff_note: str = ""
     record_key_hint: str | None = None
     min_class_share: float = 0.05
+    majority_share: float = 0.5  # of the target's labels: the accuracy of always deciding the same
 
     def column(self, name: str) -> ColumnDraft:
         return next(c for c in self.columns if c.name == name)
@@ -534,6 +535,7 @@ def infer_draft(
         positive_why=positive_why,
         record_key_hint=record_key_hint,
         min_class_share=class_share_floor(text_of.get(target_name, frame[target_name])),
+        majority_share=float(text_of.get(target_name, frame[target_name]).value_counts(normalize=True).max()),
     )
     for col, (fmt, share) in dates.items():
         column = draft.column(col)
@@ -704,6 +706,13 @@ def _model_lines(model: object, indent: int) -> list[str]:
     return lines
 
 
+def _draft_gates(draft: Draft) -> GatesSpec:
+    """The project's gates, with an accuracy floor for this data: a model must be at least as accurate as
+    always deciding the majority label (rounded down), which the project's default (0.75) may not say."""
+    floor = math.floor(draft.majority_share * 100) / 100
+    return GatesSpec(evaluation=EvaluationGate(min_accuracy=floor))
+
+
 def render(draft: Draft, source_label: str, today: dt.date | None = None) -> str:
     """The draft as commented YAML text."""
     today = today or dt.date.today()
@@ -795,7 +804,7 @@ def render(draft: Draft, source_label: str, today: dt.date | None = None) -> str
         "",
         "# The project's default thresholds; each is a decision to review with the accountable owner.",
         "gates:",
-        *_model_lines(GatesSpec(), 1),
+        *_model_lines(_draft_gates(draft), 1),
         "",
         "# Exceptions to a gate, each approved, reasoned and dated (see the project's governance.yaml).",
         "waivers: []",

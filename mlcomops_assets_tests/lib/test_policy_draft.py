@@ -263,3 +263,10 @@ def test_parquet_timestamps_are_ignored_with_a_reason(tmp_path: Path) -> None:
     policy = parse_policy(yaml.safe_load(text))
     assert policy.data.columns["seen"].role == ColumnRole.IGNORED
     assert "which the data contract cannot check" in text
+
+
+def test_the_accuracy_floor_is_the_majority_share_of_this_data() -> None:
+    frame = applicants()
+    frame["approved"] = (np.arange(len(frame)) % 10 < 7).astype(int)  # 70% "1"
+    _, policy = _draft(frame)
+    assert policy.gates.evaluation.min_accuracy == 0.7
