@@ -44,7 +44,7 @@ def _extremes(report: dict) -> dict[str, float]:
     key=FAIRNESS_REPORT,
     ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
     group_name=FAIRNESS,
-    kinds={"fairlearn", "mlflow"},
+    kinds={"numpy", "mlflow"},
     code_version="3",
     tags={"compliance/personal_data": "aggregated", "compliance/control": "non-discrimination"},
     check_specs=[
@@ -65,9 +65,11 @@ def fairness_report(
     project: ProjectResource,
     mlflow_session: MlflowSession,
 ):
-    """fairlearn MetricFrame of the registered model on the holdout: selection rate, TPR, FPR, accuracy and
-    group counts per protected attribute and configured intersection, with demographic parity and
-    equalized odds differences and the ratio of selection rates, each with a bootstrap confidence interval.
+    """Group fairness of the registered model on the holdout: selection rate, TPR, FPR, accuracy and group
+    counts per protected attribute and configured intersection, with demographic parity and equalized odds
+    differences and the ratio of selection rates, each with a bootstrap confidence interval. Computed with
+    fairlearn's definitions from (group, label, decision) count tables, held equal to fairlearn's
+    MetricFrame in a test.
     Groups below the policy's minimum size are flagged, not pooled. A violation passes only under a
     waiver of the policy that is in force today; the waiver is listed in the check's result."""
     policy = project.policy()
