@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlcomops_assets.lib.families import FAMILIES
+
 
 class PolicyError(ValueError):
     """The policy file is missing, unreadable or invalid; the message names each offending key."""
@@ -316,17 +318,8 @@ class SplitSpec(_Strict):
     stratify: bool = True
 
 
-_ESTIMATOR_PARAMS: dict[str, set[str]] = {
-    "gradient_boosting": {
-        "n_estimators",
-        "learning_rate",
-        "max_depth",
-        "subsample",
-        "min_samples_leaf",
-        "max_features",
-    },
-    "logistic_regression": {"C", "max_iter", "class_weight", "l1_ratio", "solver"},
-}
+# The model families are declared once, in lib/families.py; a wrong name fails listing every family.
+EstimatorName = Literal[tuple(FAMILIES)]
 
 Scalar = int | float | str | bool | None
 
@@ -334,7 +327,7 @@ Scalar = int | float | str | bool | None
 class CandidateSpec(_Strict):
     """One model family that is trained, tuned by cross-validation and compared with the others."""
 
-    estimator: Literal["gradient_boosting", "logistic_regression"]
+    estimator: EstimatorName
     interpretable: bool = Field(
         default=False, description="Inherently interpretable (coefficients, shallow rules): the preferred choice."
     )
@@ -345,7 +338,7 @@ class CandidateSpec(_Strict):
 
     @model_validator(mode="after")
     def _known_params(self) -> CandidateSpec:
-        allowed = _ESTIMATOR_PARAMS[self.estimator]
+        allowed = FAMILIES[self.estimator].params
         unknown = sorted((set(self.params) | set(self.grid)) - allowed)
         if unknown:
             raise ValueError(
@@ -558,7 +551,8 @@ class ExplainabilityGate(_Strict):
         default=1e-6,
         gt=0.0,
         le=0.1,
-        description="Largest |base value + sum of SHAP values - model log-odds| over the explained rows.",
+        description="Largest |base value + sum of SHAP values - explained output| over the explained rows (the "
+        "model's log-odds, or its probability for a single tree).",
     )
 
 

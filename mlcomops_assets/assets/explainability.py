@@ -14,7 +14,6 @@ from mlcomops_assets.constants import (
 )
 from mlcomops_assets.lib import explain
 from mlcomops_assets.lib.files import write_atomic
-from mlcomops_assets.lib.modeling import features
 from mlcomops_assets.metadata import table
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
@@ -55,14 +54,17 @@ def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectRe
     values = explain.shap_values(explainer, model, sample, policy)
     importance = explain.global_importance(values, policy)
 
-    # Faithfulness: SHAP explains the margin (log-odds) of the favourable class.
-    margin = model[-1].decision_function(model[:-1].transform(features(sample, policy)))
+    # Faithfulness: SHAP explains the model's output for the favourable class on its family's scale
+    # (log-odds for linear models and boosting, the probability for a single tree).
+    scale = explain.output_scale(model)
+    margin = explain.explained_output(model, sample, policy)
     base = float(np.ravel(explainer.expected_value)[-1])
     additivity_error = float(np.max(np.abs(base + values.sum(axis=1).to_numpy() - margin)))
     check = dg.AssetCheckResult(
         check_name=EXPLANATIONS_ARE_FAITHFUL,
         passed=additivity_error <= policy.gates.explainability.max_additivity_error,
-        description=f"max |base + sum(SHAP) - log-odds| = {additivity_error:.2e} over {len(sample)} rows "
+        description=f"max |base + sum(SHAP) - {scale.replace('_', '-')}| = {additivity_error:.2e} over "
+        f"{len(sample)} rows "
         f"(gates.explainability.max_additivity_error {policy.gates.explainability.max_additivity_error:g})",
         metadata={
             "additivity_error": additivity_error,
@@ -84,7 +86,7 @@ def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectRe
     folder = project.paths.reports_dir / "explainability"
     plot_path = write_atomic(
         folder / f"{stem}.importance.png",
-        lambda p: explain.plot_importance(importance, p, policy.explainability.top_features),
+        lambda p: explain.plot_importance(importance, p, policy.explainability.top_features, scale=scale),
     )
     for stale in project.paths.explainers_dir.glob("*.joblib"):
         if stale != explainer_path:
@@ -103,7 +105,7 @@ def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectRe
         "explainer_path": str(explainer_path.relative_to(project.paths.home)),
         "plot_path": str(plot_path.relative_to(project.paths.home)),
         "rows_explained": int(len(sample)),
-        "base_log_odds": base,
+        f"base_{scale}": base,
         "additivity_error": additivity_error,
         "global_importance": [
             {"feature": r.feature, "source_column": r.source_column, "mean_abs_shap": round(float(r.mean_abs_shap), 6)}

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mlcomops_assets.lib import modeling
+from mlcomops_assets.lib.families import family_of
 from mlcomops_assets.policy import CandidateSpec, Policy
 
 if TYPE_CHECKING:
@@ -89,11 +90,7 @@ def _plain(value: Any) -> Any:
 
 
 def model_size(model: Pipeline) -> dict[str, int]:
-    """How much there is to read to understand the fitted estimator: parameters and, for trees, nodes."""
+    """How much there is to read to understand the fitted estimator: parameters and, for trees, nodes;
+    measured as its family (``lib/families.py``) declares."""
     estimator = model[-1]
-    if hasattr(estimator, "coef_"):
-        n = int(np.size(estimator.coef_) + np.size(estimator.intercept_))
-        return {"parameters": n, "trees": 0, "tree_nodes": 0}
-    trees = list(np.ravel(estimator.estimators_))
-    nodes = int(sum(t.tree_.node_count for t in trees))
-    return {"parameters": nodes, "trees": len(trees), "tree_nodes": nodes}
+    return family_of(estimator).size(estimator)

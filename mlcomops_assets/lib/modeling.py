@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mlcomops_assets.lib.families import family
 from mlcomops_assets.policy import CandidateSpec, ColumnType, Policy
 
 if TYPE_CHECKING:
@@ -32,19 +33,19 @@ def features(frame: pd.DataFrame, policy: Policy) -> pd.DataFrame:
 
 def build_pipeline(policy: Policy, candidate: CandidateSpec, **params) -> Pipeline:
     """Preprocessing + the candidate's estimator with its fixed ``params`` (plus any given, e.g. tuned
-    ones), seeded from the policy; outputs pandas so feature names survive."""
+    ones), seeded from the policy; outputs pandas so feature names survive. The family (``lib/families.py``)
+    builds the estimator and says whether numeric inputs are standardized."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     spec = policy.data
+    chosen = family(candidate.estimator)
     numeric = [c for c in spec.feature_columns if spec.columns[c].is_numeric]
     categorical = [c for c in spec.feature_columns if spec.columns[c].dtype in (ColumnType.CATEGORY, ColumnType.STRING)]
     numeric_steps: list = [("impute", SimpleImputer(strategy="median"))]
-    if candidate.estimator == "logistic_regression":
+    if chosen.scale_numeric:
         numeric_steps.append(("scale", StandardScaler()))
     preprocess = ColumnTransformer(
         [
@@ -62,11 +63,7 @@ def build_pipeline(policy: Policy, candidate: CandidateSpec, **params) -> Pipeli
         ],
         verbose_feature_names_out=True,
     )
-    params = {**candidate.params, **params}
-    if candidate.estimator == "gradient_boosting":
-        estimator = GradientBoostingClassifier(random_state=policy.seed, **params)
-    else:
-        estimator = LogisticRegression(random_state=policy.seed, **{"max_iter": 1000, **params})
+    estimator = chosen.build({**candidate.params, **params}, policy.seed)
     return Pipeline([("preprocess", preprocess), ("classifier", estimator)]).set_output(transform="pandas")
 
 
