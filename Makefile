@@ -126,8 +126,11 @@ inbox-demo: setup
 bench: setup
 	python benchmarks/run.py $(BENCH_ARGS)
 
+# `dg check defs` loads the code location as Dagster will (pyproject.toml [tool.dg]); VIRTUAL_ENV
+# names .venv as the active environment, which dg otherwise warns about.
 lint: setup
 	ruff check mlcomops_assets mlcomops_assets_tests
+	VIRTUAL_ENV=$(VENV) dg check defs
 
 # Re-resolve the exact versions (hash-checked) from pyproject.toml and requirements/dvc.in.
 lock: $(UV)

@@ -84,10 +84,10 @@ def import_time(repeats: int = 3) -> list[float]:
 
 
 def dev_ready(home: Path, port: int = 3310, timeout: float = 180) -> float | None:
-    """Seconds from starting `dagster dev` until GraphQL lists the code location's repository."""
+    """Seconds from starting `dg dev` until GraphQL lists the code location's repository."""
     query = json.dumps({"query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"})
     cmd = [
-        str(Path(PY).parent / "dagster"),
+        str(Path(PY).parent / "dg"),
         "dev",
         "-w",
         str(REPO / "workspace.yaml"),

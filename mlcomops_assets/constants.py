@@ -2,18 +2,13 @@
 
 import dagster as dg
 
-# Asset groups, one module each under mlcomops_assets/assets/.
-INGESTION = "ingestion"
-VALIDATION = "validation"
-PREPARATION = "preparation"
-TRAINING = "training"
-EVALUATION = "evaluation"
-FAIRNESS = "fairness"
-EXPLAINABILITY = "explainability"
-MONITORING = "monitoring"
-PROMOTION = "promotion"
-SELECTION = "selection"
-PRODUCTION = "production"
+# Asset groups: the life cycle an auditor follows, each depending only on the ones before it (no cycle
+# between groups, tested in test_lineage_groups.py). Every module under assets/ holds one group.
+DATA = "data"  # raw, validated and split data, and the validated production batches
+MODEL = "model"  # candidates, the documented choice, the registered version
+EVIDENCE = "evidence"  # evaluation, fairness, explanations and drift of the registered version
+RELEASE = "release"  # the champion: promotion when every gate passed
+PRODUCTION = "production"  # scoring and monitoring of each production batch
 
 RAW_DATA = dg.AssetKey("raw_data")
 VALIDATED_DATA = dg.AssetKey("validated_data")
@@ -32,6 +27,9 @@ PRODUCTION_BATCH = dg.AssetKey("production_batch")
 BATCH_PREDICTIONS = dg.AssetKey("batch_predictions")
 OUTLIER_DETECTOR = dg.AssetKey("outlier_detector")
 BATCH_MONITORING = dg.AssetKey("batch_monitoring")
+
+# The DataFrame attribute that carries the raw data's DVC md5 from validated_data to the models.
+RAW_MD5_ATTR = "raw_data_md5"
 
 # Production batches (inbox files, or periods of the default data after the cutoff) as partitions.
 PRODUCTION_BATCHES = dg.DynamicPartitionsDefinition(name="production_batches")

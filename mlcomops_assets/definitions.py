@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from mlcomops_assets.assets import (
+    drift,
     evaluation,
     explainability,
     fairness,
@@ -16,12 +17,15 @@ from mlcomops_assets.assets import (
     monitoring,
     preparation,
     production,
+    production_batch,
     promotion,
+    registration,
     selection,
     training,
     validation,
 )
 from mlcomops_assets.automation import build_schedules, dead_run_sensor, inbox_sensor, retraining_sensor
+from mlcomops_assets.code_references import with_code_references
 from mlcomops_assets.constants import CHAMPION_MODEL, END_TO_END_JOB, IO_MANAGER_KEY, MONITOR_BATCH_JOB
 from mlcomops_assets.io_manager import DataFolderIOManager
 from mlcomops_assets.policy import load_policy
@@ -34,16 +38,16 @@ ALL_ASSETS = [
     preparation.data_splits,
     training.model_candidates,
     selection.model_selection_report,
-    training.trained_model,
+    registration.trained_model,
     evaluation.model_evaluation,
     fairness.fairness_report,
     explainability.shap_explainer,
-    monitoring.drift_report,
+    drift.drift_report,
     promotion.champion_model,
     monitoring.outlier_detector,
 ]
 # Per production batch (dynamic partitions): validated batch, champion scores, monitoring verdicts.
-BATCH_ASSETS = [production.production_batch, production.batch_predictions, monitoring.batch_monitoring]
+BATCH_ASSETS = [production_batch.production_batch, production.batch_predictions, monitoring.batch_monitoring]
 
 
 def build_defs(home: Path) -> dg.Definitions:
@@ -57,7 +61,7 @@ def build_defs(home: Path) -> dg.Definitions:
         # A champion older than the policy allows shows as stale in the UI.
         return spec.replace_attributes(freshness_policy=freshness) if spec.key == CHAMPION_MODEL else spec
 
-    assets = dg.map_asset_specs(governed, ALL_ASSETS + BATCH_ASSETS)
+    assets = with_code_references(dg.map_asset_specs(governed, ALL_ASSETS + BATCH_ASSETS))
     end_to_end = dg.define_asset_job(
         END_TO_END_JOB,
         selection=dg.AssetSelection.assets(*ALL_ASSETS),

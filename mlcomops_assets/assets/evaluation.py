@@ -3,9 +3,8 @@
 import dagster as dg
 import pandas as pd
 
-from mlcomops_assets.assets.publish_gate import publish_on_pass
 from mlcomops_assets.constants import (
-    EVALUATION,
+    EVIDENCE,
     HOLDOUT_DATA,
     MEETS_PERFORMANCE_MINIMUM,
     MODEL_EVALUATION,
@@ -16,6 +15,7 @@ from mlcomops_assets.lib.evaluation import performance
 from mlcomops_assets.lib.gates import assess, today
 from mlcomops_assets.lib.uncertainty import performance_intervals
 from mlcomops_assets.metadata import table
+from mlcomops_assets.publish_gate import publish_on_pass
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
 _GATED = ("roc_auc", "accuracy", "balanced_accuracy")
@@ -24,7 +24,7 @@ _GATED = ("roc_auc", "accuracy", "balanced_accuracy")
 @dg.asset(
     key=MODEL_EVALUATION,
     ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
-    group_name=EVALUATION,
+    group_name=EVIDENCE,
     kinds={"scikitlearn", "mlflow"},
     code_version="3",
     tags={"compliance/personal_data": "none"},

@@ -4,9 +4,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from mlcomops_assets.assets.publish_gate import publish_on_pass
 from mlcomops_assets.constants import (
-    EXPLAINABILITY,
+    EVIDENCE,
     EXPLANATIONS_ARE_FAITHFUL,
     HOLDOUT_DATA,
     SHAP_EXPLAINER,
@@ -15,6 +14,7 @@ from mlcomops_assets.constants import (
 from mlcomops_assets.lib import explain
 from mlcomops_assets.lib.files import write_atomic
 from mlcomops_assets.metadata import table
+from mlcomops_assets.publish_gate import publish_on_pass
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
 # SHAP values must add up to the model's log-odds; float error is ~1e-14, so this is a strict bound.
@@ -23,7 +23,7 @@ from mlcomops_assets.resources import MlflowSession, ProjectResource
 @dg.asset(
     key=SHAP_EXPLAINER,
     ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
-    group_name=EXPLAINABILITY,
+    group_name=EVIDENCE,
     kinds={"shap", "mlflow"},
     code_version="3",
     tags={"compliance/personal_data": "none", "compliance/control": "explanation"},

@@ -5,12 +5,12 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from mlcomops_assets.assets.publish_gate import publish_on_pass
-from mlcomops_assets.constants import FAIRNESS, FAIRNESS_REPORT, FAIRNESS_WITHIN_THRESHOLDS, HOLDOUT_DATA, TRAINED_MODEL
+from mlcomops_assets.constants import EVIDENCE, FAIRNESS_REPORT, FAIRNESS_WITHIN_THRESHOLDS, HOLDOUT_DATA, TRAINED_MODEL
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.fairness import fairness_report as compute_fairness
 from mlcomops_assets.lib.gates import FAIRNESS_METRICS, assess, today
 from mlcomops_assets.metadata import table
+from mlcomops_assets.publish_gate import publish_on_pass
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
 _GROUP_COLUMNS = [
@@ -43,7 +43,7 @@ def _extremes(report: dict) -> dict[str, float]:
 @dg.asset(
     key=FAIRNESS_REPORT,
     ins={"model_record": dg.AssetIn(key=TRAINED_MODEL), "holdout": dg.AssetIn(key=HOLDOUT_DATA)},
-    group_name=FAIRNESS,
+    group_name=EVIDENCE,
     kinds={"numpy", "mlflow"},
     code_version="3",
     tags={"compliance/personal_data": "aggregated", "compliance/control": "non-discrimination"},

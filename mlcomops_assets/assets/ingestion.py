@@ -4,17 +4,15 @@ from typing import Any
 
 import dagster as dg
 
-from mlcomops_assets.constants import INGESTION, RAW_DATA
+from mlcomops_assets.constants import DATA, RAW_DATA
 from mlcomops_assets.lib.files import file_md5
 from mlcomops_assets.lib.sources import SourceError, ingest_source, read_raw
 from mlcomops_assets.resources import ProjectResource
 
-RAW_MD5_ATTR = "raw_data_md5"
-
 
 @dg.asset(
     key=RAW_DATA,
-    group_name=INGESTION,
+    group_name=DATA,
     kinds={"pandas", "dvc"},
     code_version="1",
     tags={"compliance/personal_data": "raw", "compliance/layer": "raw"},

@@ -10,19 +10,19 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from mlcomops_assets.assets.ingestion import RAW_MD5_ATTR
-from mlcomops_assets.assets.publish_gate import blocking_failed, publish_on_pass
 from mlcomops_assets.constants import (
+    DATA,
     HOLDOUT_DATA,
     NO_TIME_LEAKAGE,
-    PREPARATION,
     PRODUCTION_BATCHES,
     PRODUCTION_DATA,
+    RAW_MD5_ATTR,
     SPLITS_ARE_USABLE,
     TRAINING_DATA,
     VALIDATED_DATA,
 )
 from mlcomops_assets.lib.splitting import BATCH_COLUMN, SplitError, split_data, split_problems, stratification_gaps
+from mlcomops_assets.publish_gate import blocking_failed, publish_on_pass
 from mlcomops_assets.resources import ProjectResource
 
 _TAGS = {"compliance/personal_data": "pseudonymous", "compliance/layer": "prepared"}
@@ -35,7 +35,7 @@ def _class_counts(frame: pd.DataFrame, target: str) -> str:
 def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
     return dg.AssetOut(
         key=key,
-        group_name=PREPARATION,
+        group_name=DATA,
         kinds={"pandas", "parquet"},
         code_version="2",
         description=description,

@@ -13,7 +13,7 @@ from mlcomops_assets.constants import (
     FAIRNESS_REPORT,
     MODEL_EVALUATION,
     MODEL_SELECTION_REPORT,
-    PROMOTION,
+    RELEASE,
     SHAP_EXPLAINER,
     STORAGE_FOLDER,
     TRAINED_MODEL,
@@ -32,15 +32,10 @@ def _champion_standing(
 ) -> tuple[str | None, Standing | None, str]:
     """The champion to compare with: the version the pipeline promoted last, its record and artifact
     verified. An alias moved by hand is not a baseline; the note says so, for the verdict."""
-    from mlflow.exceptions import MlflowException
-
     client = mlflow_session.client()
     latest = latest_promotion(client, name, public_key)
     note = ""
-    try:
-        alias_version = str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version)
-    except MlflowException:
-        alias_version = None
+    alias_version = mlflow_session.alias_version(name, CHAMPION_ALIAS)
     if latest is None:
         if alias_version is not None:
             note = f" (the alias pointed at v{alias_version}, which the pipeline never promoted: ignored)"
@@ -145,7 +140,7 @@ def _check_registration(mlflow_session: MlflowSession, model_record: dict) -> No
         "fairness": dg.AssetIn(key=FAIRNESS_REPORT),
         "explainer": dg.AssetIn(key=SHAP_EXPLAINER),
     },
-    group_name=PROMOTION,
+    group_name=RELEASE,
     kinds={"mlflow"},
     code_version="3",
     tags={"compliance/personal_data": "none", "compliance/control": "human-readable-promotion"},

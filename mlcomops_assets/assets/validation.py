@@ -14,8 +14,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from mlcomops_assets.assets.ingestion import RAW_MD5_ATTR
-from mlcomops_assets.constants import NO_PROXY_FEATURES, RAW_DATA, SPLITS_ARE_USABLE, VALIDATED_DATA, VALIDATION
+from mlcomops_assets.constants import DATA, NO_PROXY_FEATURES, RAW_DATA, RAW_MD5_ATTR, SPLITS_ARE_USABLE, VALIDATED_DATA
 from mlcomops_assets.lib.files import file_md5, write_json
 from mlcomops_assets.lib.gx_validation import RuleResult, Validation, blocking_failures, unreadable, validate
 from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, protect_identifiers
@@ -164,7 +163,7 @@ def _audit_splits(frame: pd.DataFrame, policy: Policy) -> None:
 @dg.asset(
     key=VALIDATED_DATA,
     deps=[RAW_DATA],
-    group_name=VALIDATION,
+    group_name=DATA,
     kinds={"pandas", "parquet", "greatexpectations"},
     code_version="3",
     tags={"compliance/personal_data": "pseudonymous", "compliance/layer": "validated"},

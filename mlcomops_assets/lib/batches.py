@@ -132,3 +132,23 @@ def labeled_rows(frame: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     if target not in frame.columns:
         return frame.iloc[0:0]
     return frame[frame[target].notna()]
+
+
+def with_labeled_batches(
+    training: pd.DataFrame, batches: dict[str, pd.DataFrame], policy: Policy
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The training rows plus the labeled rows of the latest ``retrain_window_batches`` batches (in the
+    order the batches were registered), and how many rows each added batch gave."""
+    window = policy.monitoring.retrain_window_batches
+    if not window or not batches:
+        return training, {}
+    target = policy.data.target
+    labeled = {k: f[f[target].notna()] for k, f in batches.items() if target in f.columns}
+    chosen = [k for k in labeled if len(labeled[k])][-window:]
+    if not chosen:
+        return training, {}
+    columns = list(training.columns)
+    frames = [training] + [labeled[k].reindex(columns=columns) for k in chosen]
+    combined = pd.concat(frames, ignore_index=True)
+    combined.attrs = dict(training.attrs)
+    return combined, {k: len(labeled[k]) for k in chosen}

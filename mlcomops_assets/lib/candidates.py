@@ -94,3 +94,63 @@ def model_size(model: Pipeline) -> dict[str, int]:
     measured as its family (``lib/families.py``) declares."""
     estimator = model[-1]
     return family_of(estimator).size(estimator)
+
+
+def run_params(tuned: TunedCandidate, policy: Policy) -> dict[str, Any]:
+    """What a candidate's MLflow run records as params: how it was chosen and on which columns."""
+    return {
+        "candidate": tuned.name,
+        "estimator": tuned.spec.estimator,
+        "interpretable": tuned.spec.interpretable,
+        "seed": policy.seed,
+        "cv_folds": policy.model.selection.cv_folds,
+        "cv_rows": tuned.cv_rows,
+        "cv_metric": policy.model.selection.metric,
+        "decision_threshold": policy.model.decision_threshold,
+        "feature_columns": ",".join(policy.data.feature_columns),
+        "training_cutoff": str(policy.data.training_cutoff) if policy.data.has_time else "none (no time column)",
+        **{f"fixed.{k}": v for k, v in tuned.spec.params.items()},
+        **{f"tuned.{k}": v for k, v in tuned.best_params.items()},
+    }
+
+
+def run_metrics(
+    tuned: TunedCandidate, training: pd.DataFrame, size: dict[str, int], policy: Policy
+) -> dict[str, float]:
+    """What a candidate's MLflow run records as metrics: its cross-validation score and training rows."""
+    metric = policy.model.selection.metric
+    return {
+        f"cv_{metric}_mean": tuned.cv_mean,
+        f"cv_{metric}_std": tuned.cv_std,
+        "train_rows": float(len(training)),
+        "train_positive_rate": float(np.mean(modeling.labels(training, policy))),
+        "model_parameters": float(size["parameters"]),
+    }
+
+
+def candidate_entry(
+    tuned: TunedCandidate, size: dict[str, int], trusted: list[str], logged: dict[str, str], policy: Policy
+) -> dict[str, Any]:
+    """One candidate of the candidates record: the tuned model's evidence and where MLflow logged it
+    (``logged``: ``model_uri``, ``run_id`` and ``experiment_id``)."""
+    return {
+        "name": tuned.name,
+        "estimator": tuned.spec.estimator,
+        "interpretable": tuned.spec.interpretable,
+        "model_uri": logged["model_uri"],
+        "run_id": logged["run_id"],
+        "experiment_id": logged["experiment_id"],
+        "best_params": tuned.best_params,
+        "fixed_params": dict(tuned.spec.params),
+        "cv_metric": policy.model.selection.metric,
+        "cv_mean": round(tuned.cv_mean, 5),
+        "cv_std": round(tuned.cv_std, 5),
+        "cv_results": tuned.cv_results,
+        "size": size,
+        "skops_trusted_types": trusted,
+    }
+
+
+def predicts_identically(first: Pipeline, second: Pipeline, x: pd.DataFrame) -> bool:
+    """Whether two models give bit-identical probabilities on ``x``: a model reloaded from MLflow must."""
+    return bool(np.array_equal(first.predict_proba(x), second.predict_proba(x)))

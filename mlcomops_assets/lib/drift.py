@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlcomops_assets.lib.gates import DRIFT_SHARE, exceeds
 from mlcomops_assets.policy import Policy
 
 
@@ -69,12 +70,22 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, policy: Policy,
                 "drifted": bool(drifted),
             }
         )
-    share = drifted_count / len(per_column) if per_column else 0.0
+    # Decided on the share as reported, by the same rule as batch monitoring's gate (lib/gates.py).
+    share = round(drifted_count / len(per_column), 4) if per_column else 0.0
     return {
         "reference_rows": int(len(reference)),
         "current_rows": int(len(current)),
         "drifted_columns": drifted_count,
-        "drift_share": round(share, 4),
-        "dataset_drift": bool(share >= gate.drift_share),
+        "drift_share": share,
+        "dataset_drift": exceeds(DRIFT_SHARE, share, gate.drift_share),
         "columns": sorted(per_column, key=lambda c: c["column"]),
     }
+
+
+def no_production_reason(policy: Policy) -> str:
+    """Why drift at training time compares nothing: the data has no production period."""
+    if not policy.data.has_time:
+        why = "no production period in the data (no time column)"
+    else:
+        why = f"no production rows after data.training_cutoff={policy.data.training_cutoff}"
+    return f"not evaluated: {why}; batches are monitored from the inbox"

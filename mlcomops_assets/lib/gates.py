@@ -7,7 +7,8 @@ waiver that has expired or is not yet active is reported next to the violation, 
 
 ``assess`` turns evidence (an evaluation report, a fairness report) into a ``GateOutcome`` whose status
 is one of passed, waived, failed or not evaluated, and whose ``verdict`` is the text every check, the
-selection report, promotion, batch monitoring and the summary show.
+selection report, promotion, batch monitoring and the summary show. ``batch_verdicts`` does the same for
+the alarms of batch monitoring (data drift, prediction drift, outliers, fairness on labeled rows).
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ SUSPECT_ROC_AUC = "suspect_roc_auc"
 GAP_METRICS = ("demographic_parity_difference", "equalized_odds_difference")
 # Every fairness figure a report carries per analysis: the gaps and the selection-rate ratio (smaller is worse).
 FAIRNESS_METRICS = (*GAP_METRICS, "demographic_parity_ratio")
+# The figures batch monitoring watches (larger is worse), each against a limit of the policy.
+DRIFT_SHARE = "drift_share"  # share of watched columns Evidently finds drifted; gates.drift.drift_share
+SCORE_KS = "score_ks"  # KS distance of the champion's scores, batch vs holdout; monitoring.max_score_ks
+POSITIVE_RATE_CHANGE = "positive_rate_change"  # of the favourable rate; monitoring.max_positive_rate_change
+OUTLIER_SHARE = "outlier_share"  # rows the outlier detector flags; monitoring.max_outlier_share
+# Evidently calls a dataset drifted when the share of drifted columns reaches the limit, not only above it.
+_REACHING_THE_LIMIT_BREAKS = {DRIFT_SHARE}
 
 
 class Status(StrEnum):
@@ -59,7 +67,7 @@ class Violation:
                 f"{subject}not evaluated: {self.value:.0f} group(s) with at least min_group_size rows, "
                 f"{self.limit:.0f} needed"
             )
-        sign = "<" if self.metric in _HIGHER_IS_BETTER else ">"
+        sign = "<" if self.metric in _HIGHER_IS_BETTER else ">=" if self.metric in _REACHING_THE_LIMIT_BREAKS else ">"
         return f"{subject}{self.metric} {self.value:.3f} {sign} {self.limit:.3f}"
 
     def as_dict(self) -> dict:
@@ -240,3 +248,97 @@ def evaluation_violations(report: dict, policy: Policy) -> list[Violation]:
 def today() -> dt.date:
     """The decision date for waivers (UTC, so the verdict does not depend on the server's time zone)."""
     return dt.datetime.now(dt.UTC).date()
+
+
+def exceeds(metric: str, value: float, limit: float) -> bool:
+    """Whether a batch-monitoring figure (larger is worse) breaks its limit: the drift share from the
+    limit on (Evidently's dataset drift), every other figure above it."""
+    return value >= limit if metric in _REACHING_THE_LIMIT_BREAKS else value > limit
+
+
+def within_text(metric: str, value: float, limit: float) -> str:
+    """A figure within its limit, worded like a violation: ``score_ks 0.034 <= 0.200``."""
+    sign = "<" if metric in _REACHING_THE_LIMIT_BREAKS else "<="
+    return f"{metric} {value:.3f} {sign} {limit:.3f}"
+
+
+@dataclass(frozen=True)
+class BatchVerdict:
+    """One alarm of a monitored batch: whether its check passes, the gate status and the check's text."""
+
+    passed: bool
+    status: Status
+    text: str
+
+
+def _figures_verdict(
+    gate: str, figures: list[tuple[str, float, float]], context: str, policy: Policy, on: dt.date
+) -> BatchVerdict:
+    """The verdict on (metric, value, limit) figures: every figure that breaks its limit is a violation;
+    the text names each figure with its limit, then ``context``."""
+    violations = [Violation(gate, m, float(v), float(limit)) for m, v, limit in figures if exceeds(m, v, limit)]
+    outcome = apply_waivers(violations, policy, on)
+    within = [within_text(m, v, limit) for m, v, limit in figures if not exceeds(m, v, limit)]
+    if outcome.blocking:
+        # The figures that stayed within their limits are context of a failure.
+        return BatchVerdict(False, outcome.status, f"{outcome.verdict(on, '')} ({'; '.join([*within, context])})")
+    return BatchVerdict(True, outcome.status, f"{outcome.verdict(on, ', '.join(within))} ({context})")
+
+
+def batch_verdicts(
+    policy: Policy,
+    on: dt.date,
+    *,
+    drift: dict,
+    prediction_drift: dict,
+    outlier_share: float,
+    reference_outlier_share: float,
+    fairness: GateOutcome | None,
+) -> dict[str, BatchVerdict]:
+    """The alarms of one monitored batch, by their names in ``monitoring.retrain_on``: data drift (the
+    share of drifted columns), prediction drift (the champion's score KS distance and the change of its
+    favourable rate against the holdout), the outlier share, and the fairness gates on the labeled rows
+    (``fairness``: their outcome, None without labels)."""
+    limits = policy.monitoring
+    return {
+        "data_drift": _figures_verdict(
+            "drift",
+            [(DRIFT_SHARE, drift["drift_share"], policy.gates.drift.drift_share)],
+            f"{drift['drifted_columns']} of {len(drift['columns'])} columns drifted",
+            policy,
+            on,
+        ),
+        "prediction_drift": _figures_verdict(
+            "prediction_drift",
+            [
+                (SCORE_KS, prediction_drift["score_ks"], limits.max_score_ks),
+                (POSITIVE_RATE_CHANGE, prediction_drift["positive_rate_change"], limits.max_positive_rate_change),
+            ],
+            f"favourable rate {prediction_drift['batch_positive_rate']:.3f} on the batch, "
+            f"{prediction_drift['reference_positive_rate']:.3f} on the holdout",
+            policy,
+            on,
+        ),
+        "outliers": _figures_verdict(
+            "outliers",
+            [(OUTLIER_SHARE, outlier_share, limits.max_outlier_share)],
+            f"training reference {reference_outlier_share:.3f}",
+            policy,
+            on,
+        ),
+        "fairness": _batch_fairness(fairness, on),
+    }
+
+
+def _batch_fairness(outcome: GateOutcome | None, on: dt.date) -> BatchVerdict:
+    if outcome is None:
+        return BatchVerdict(
+            True, Status.NOT_EVALUATED, "no labels in this batch: fairness on operational data not assessable"
+        )
+    # A batch too small to compare groups is said to be not evaluated, by name; it is no fairness alarm
+    # (retraining would not make the batch larger), so only measured gaps decide the check.
+    return BatchVerdict(
+        not outcome.measured_blocking,
+        outcome.status,
+        outcome.verdict(on, "measured fairness gaps on the labeled rows are within the policy's thresholds"),
+    )

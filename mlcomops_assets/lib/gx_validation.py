@@ -129,33 +129,58 @@ class Validation:
     docs_page: Path | None = None
 
 
+# An ephemeral context's stores, all in memory, named as in great_expectations.yml: nothing of a
+# validation outlives the call except the Data Docs written from the scrubbed result.
+_IN_MEMORY_STORES = {
+    "expectations_store": "ExpectationsStore",
+    "validation_results_store": "ValidationResultsStore",
+    "checkpoint_store": "CheckpointStore",
+    "validation_definition_store": "ValidationDefinitionStore",
+}
+
+
 def _context(suite_name: str, docs_dir: Path | None):
+    """An ephemeral GX context, configured through ``get_context``'s public ``project_config`` mapping
+    (the great_expectations.yml schema), so no GX configuration class has to be imported."""
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    sites = {}
     if docs_dir is not None:
-        context.add_data_docs_site(
-            DOCS_SITE,
-            {
-                "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        sites[DOCS_SITE] = {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    return gx.get_context(
+        mode="ephemeral",
+        project_config={
+            # The great_expectations.yml version GX 1.x writes (required in the mapping).
+            "config_version": 4.0,
+            "stores": {
+                name: {"class_name": store, "store_backend": {"class_name": "InMemoryStoreBackend"}}
+                for name, store in _IN_MEMORY_STORES.items()
             },
-        )
-    return context
+            "expectations_store_name": "expectations_store",
+            "validation_results_store_name": "validation_results_store",
+            "checkpoint_store_name": "checkpoint_store",
+            # Only our site: the default ephemeral context adds a temporary one that nothing reads.
+            "data_docs_sites": sites,
+            # Validation runs inside asset steps, where progress bars only clutter the run logs.
+            "progress_bars": {"globally": False},
+            # The pipeline runs offline; usage statistics are never sent, whatever the environment says.
+            "analytics_enabled": False,
+        },
+    )
 
 
-def _build_docs(context, identifier, suite_result, suite_name: str) -> Path | None:
+def _build_docs(context, identifier, suite_result) -> Path | None:
     """Render Data Docs from the scrubbed result: it replaces GX's stored copy (in memory only, the
     context is ephemeral), so no page is ever rendered from a result that still holds cell values."""
-    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
-
     context.validation_results_store.set(identifier, suite_result)
+    # The validation page and its suite's page; the result's identifier names the suite.
     context.build_data_docs(
-        site_names=[DOCS_SITE], resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite_name)]
+        site_names=[DOCS_SITE], resource_identifiers=[identifier, identifier.expectation_suite_identifier]
     )
     urls = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE)
     if urls and urls[0].get("site_url"):
@@ -221,7 +246,7 @@ def validate(frame: pd.DataFrame, rules: list[Rule], suite_name: str, docs_dir: 
                 item.exception_info, safe_error(rule.expectation, kind, rule.column, frame)
             )
         item.result = scrub_result(rule.expectation, item.result)
-    docs_page = _build_docs(context, identifier, suite_result, suite_name) if docs_dir is not None else None
+    docs_page = _build_docs(context, identifier, suite_result) if docs_dir is not None else None
     outcome = suite_result.to_json_dict()
 
     results: dict[str, RuleResult] = {}

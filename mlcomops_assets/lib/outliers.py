@@ -59,10 +59,15 @@ def fit_detector(reference: pd.DataFrame, policy: Policy) -> Pipeline:
             ),
         ]
     )
-    sample = reference
+    return detector.fit(modeling.features(fit_sample(reference, policy), policy))
+
+
+def fit_sample(reference: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """The reference rows the detector is fitted on: all of them, or a seeded sample of
+    ``monitoring.outlier_fit_sample`` rows."""
     if len(reference) > policy.monitoring.outlier_fit_sample:
-        sample = reference.sample(policy.monitoring.outlier_fit_sample, random_state=policy.seed)
-    return detector.fit(modeling.features(sample, policy))
+        return reference.sample(policy.monitoring.outlier_fit_sample, random_state=policy.seed)
+    return reference
 
 
 def outlier_share(detector: Pipeline, frame: pd.DataFrame, policy: Policy) -> float:

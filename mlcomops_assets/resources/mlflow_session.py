@@ -11,12 +11,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import dagster as dg
 
 if TYPE_CHECKING:
     import mlflow
     from mlflow.tracking import MlflowClient
+
+
+# MLflow 3's UI opens in its GenAI view: the view comes from the URL's `workflowType` parameter, else
+# from the browser's last choice, "genai" by default, and an experiment opened there lands on an empty
+# Traces or Overview page. Links therefore name the machine-learning view (and the Runs tab). Checked in
+# headless Chromium against MLflow 3.17.2: an `mlflow.experimentKind` experiment tag does not change the
+# view there, the URL parameter does.
+CLASSIC_ML_VIEW = "workflowType=machine_learning"
 
 
 class MlflowSession(dg.ConfigurableResource):
@@ -69,11 +78,17 @@ class MlflowSession(dg.ConfigurableResource):
             raise
         mlflow.end_run("FINISHED")
 
+    def experiment_url(self, experiment_id: str) -> str:
+        """The experiment's Runs tab in the MLflow UI's machine-learning view."""
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs?{CLASSIC_ML_VIEW}"
+
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+        """The run's page in the MLflow UI's machine-learning view."""
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}?{CLASSIC_ML_VIEW}"
 
     def model_version_url(self, name: str, version: str | int) -> str:
-        return f"{self.ui_url}/#/models/{name}/versions/{version}"
+        """The registered model version's page in the MLflow UI's machine-learning view."""
+        return f"{self.ui_url}/#/models/{quote(name, safe='')}/versions/{version}?{CLASSIC_ML_VIEW}"
 
     def load_model(self, model_uri: str):
         """Load the exact registered version named by ``model_uri`` (``models:/<name>/<version>``)."""
@@ -112,3 +127,71 @@ class MlflowSession(dg.ConfigurableResource):
             client.log_metric(run_id, key, float(value))
         for path, payload in artifacts.items():
             client.log_dict(run_id, payload, path)
+
+    # Writes the assets make, so no asset calls mlflow itself: every write goes through this session.
+
+    def log_to_active_run(
+        self,
+        params: dict[str, object],
+        metrics: dict[str, float],
+        documents: dict[str, object],
+        tags: dict[str, str],
+    ) -> None:
+        """Params, metrics, JSON documents (by artifact path) and tags on the run opened by ``start_run``."""
+        import mlflow
+
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        for path, payload in documents.items():
+            mlflow.log_dict(payload, path)
+        mlflow.set_tags(tags)
+
+    def log_model_to_active_run(self, model, inputs, outputs, trusted_types: list[str]) -> str:
+        """Log a fitted scikit-learn pipeline to the run opened by ``start_run``; returns its model URI.
+
+        Saved with skops trusting only ``trusted_types``, with a signature inferred from ``inputs`` and
+        ``outputs`` and exact pip requirements. No input example: it would copy rows of personal data
+        into the model artifact."""
+        import mlflow
+        from mlflow.models import infer_signature
+
+        from mlcomops_assets.lib.model_registry import pip_requirements
+
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(inputs, outputs),
+            skops_trusted_types=trusted_types,
+            pip_requirements=pip_requirements(),
+        )
+        return info.model_uri
+
+    def record_run(self, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, object]) -> str:
+        """A finished run holding only ``params`` and ``tags`` (evidence is attached with ``log_evidence``)."""
+        import mlflow
+
+        with self.start_run(experiment, run_name, tags) as run:
+            mlflow.log_params(params)
+            return run.info.run_id
+
+    def set_run_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        """Tags on an existing (finished) run, without reopening it."""
+        client = self.client()
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+
+    def register_model(self, model_uri: str, name: str) -> str:
+        """Register the logged model at ``model_uri`` as a new version of ``name``; returns the version."""
+        import mlflow
+
+        self._activate()
+        return str(mlflow.register_model(model_uri, name).version)
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version ``alias`` points at, or None when the alias (or the model) does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client().get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None

@@ -10,6 +10,7 @@ from mlcomops_assets.lib.gates import (
     Violation,
     apply_waivers,
     assess,
+    batch_verdicts,
     evaluation_violations,
     largest_gap,
 )
@@ -156,3 +157,49 @@ def test_an_implausible_holdout_auc_blocks_promotion_as_leakage(policy):
     )
     assert assess(warn_only, DAY, evaluation=perfect).passed
     assert assess(policy, DAY, evaluation={**perfect, "roc_auc": 0.98}).passed
+
+
+DRIFT = {"drift_share": 0.5, "drifted_columns": 3, "columns": [{}] * 6}
+STEADY = {
+    "score_ks": 0.034,
+    "positive_rate_change": 0.002,
+    "batch_positive_rate": 0.984,
+    "reference_positive_rate": 0.982,
+}
+
+
+def _batch(policy, drift=DRIFT, prediction=STEADY, outliers=0.02, fairness=None):
+    return batch_verdicts(
+        policy,
+        DAY,
+        drift=drift,
+        prediction_drift=prediction,
+        outlier_share=outliers,
+        reference_outlier_share=0.01,
+        fairness=fairness,
+    )
+
+
+def test_batch_verdicts_name_every_figure_with_its_limit(policy):
+    """Drift, prediction drift and outliers pass or fail through the gates, worded like every gate."""
+    steady = _batch(policy, drift={**DRIFT, "drift_share": 0.167, "drifted_columns": 1})
+    assert all(v.passed for v in steady.values())
+    assert steady["data_drift"].text == "passed: drift_share 0.167 < 0.500 (1 of 6 columns drifted)"
+    assert steady["prediction_drift"].text.startswith("passed: score_ks 0.034 <= 0.200, positive_rate_change 0.002")
+    assert steady["outliers"].text == "passed: outlier_share 0.020 <= 0.060 (training reference 0.010)"
+    assert steady["fairness"].passed and steady["fairness"].status.value == "not evaluated"
+
+    # Evidently's dataset drift starts at the limit; the other figures break above theirs.
+    drifted = _batch(policy, prediction={**STEADY, "score_ks": 0.35}, outliers=0.3)
+    assert not any(drifted[alarm].passed for alarm in ("data_drift", "prediction_drift", "outliers"))
+    assert drifted["data_drift"].text == "failed: drift_share 0.500 >= 0.500 (3 of 6 columns drifted)"
+    assert drifted["prediction_drift"].text.startswith("failed: score_ks 0.350 > 0.200 (positive_rate_change 0.002")
+    assert drifted["outliers"].text.startswith("failed: outlier_share 0.300 > 0.060")
+    assert _batch(policy, outliers=0.06)["outliers"].passed
+
+
+def test_batch_fairness_fails_only_on_measured_gaps(policy):
+    measured = apply_waivers([EOD], policy, DAY)
+    assert not _batch(policy, fairness=measured)["fairness"].passed
+    unmeasured = _batch(policy, fairness=apply_waivers([UNMEASURED], policy, DAY))["fairness"]
+    assert unmeasured.passed and unmeasured.text.startswith("colour x sex: not evaluated")

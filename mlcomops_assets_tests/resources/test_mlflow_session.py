@@ -24,3 +24,19 @@ def test_runs_end_finished_or_failed(session, tmp_path):
     experiment = client.get_experiment_by_name("exp")
     assert experiment.artifact_location == f"{tmp_path}/.mlflow/artifacts/exp"
     assert session.run_url(experiment.experiment_id, ok.info.run_id).startswith("http://127.0.0.1:5000/#/experiments/")
+
+
+def test_links_open_the_machine_learning_view(session):
+    """MLflow 3's UI opens in its GenAI view (an experiment link landed on an empty Traces page) unless
+    the link names the machine-learning view; experiment links also name the Runs tab."""
+    with session.start_run("exp", "ok", {}) as run:
+        pass
+    eid = session.client().get_experiment_by_name("exp").experiment_id
+    rid = run.info.run_id
+    base = "http://127.0.0.1:5000/#"
+    assert session.experiment_url(eid) == f"{base}/experiments/{eid}/runs?workflowType=machine_learning"
+    assert session.run_url(eid, rid) == f"{base}/experiments/{eid}/runs/{rid}?workflowType=machine_learning"
+    assert (
+        session.model_version_url("credit model/v", 3)
+        == f"{base}/models/credit%20model%2Fv/versions/3?workflowType=machine_learning"
+    )
