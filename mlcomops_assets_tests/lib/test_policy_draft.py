@@ -85,8 +85,8 @@ def test_missing_share_is_rounded_up_with_a_comment() -> None:
     observed = float(frame["income"].isna().mean())
     text, policy = _draft(frame)
     declared = policy.data.columns["income"].max_null_fraction
-    assert observed <= declared < observed + 0.01
-    assert f"{observed:.1%} missing now, rounded up" in text
+    assert declared == null_fraction_ceiling(observed) and observed + 0.1 < declared < observed + 0.2
+    assert f"{observed:.1%} missing now, plus room for batch-to-batch variation" in text
     assert policy.data.columns["region"].max_null_fraction == 0.0
 
 
@@ -118,8 +118,10 @@ def test_min_and_max_are_rounded_outward() -> None:
 
 def test_null_fraction_ceiling() -> None:
     assert null_fraction_ceiling(0.0) == 0.0
-    assert null_fraction_ceiling(0.07) == 0.07  # exactly a percent stays (no float noise upwards)
-    assert null_fraction_ceiling(0.0701) == 0.08
+    # 7.7% missing: + 3 * sqrt(0.077 * 0.923 / 50) = 0.113 -> 20%, so a 300-row batch with 10.3% passes
+    assert null_fraction_ceiling(0.077) == 0.2
+    assert null_fraction_ceiling(0.077, batch_rows=5000) == 0.09
+    assert null_fraction_ceiling(0.5) < 0.8  # a column that breaks is still refused
     assert null_fraction_ceiling(1.0) == 1.0
 
 
