@@ -1,6 +1,6 @@
 # mlcomops_assets: everything a fresh machine with Python 3.11, make and git needs.
 #   make run    set up, then materialize the whole asset graph on the default data and summarize it
-#   make test   set up, then run the test suite
+#   make test   set up, lint (make lint), then run the test suite
 #   make ui     Dagster UI on 127.0.0.1:3000 (guarded: no GET mutations, same-origin only) + daemon,
 #               MLflow UI on 127.0.0.1:5000, reports on 127.0.0.1:3001
 #   make audit  read-only view for auditors: Dagster 127.0.0.1:3100 (no daemon), reports :3101,
@@ -99,7 +99,8 @@ run: setup
 dvc-status: setup
 	dvc status
 
-test: setup
+# Lint first, so CI (.ci/run calls make test) fails on a broken layering contract or lint error too.
+test: setup lint
 	python -m pytest $(PYTEST_ARGS)
 
 ui: setup
@@ -126,10 +127,13 @@ inbox-demo: setup
 bench: setup
 	python benchmarks/run.py $(BENCH_ARGS)
 
-# `dg check defs` loads the code location as Dagster will (pyproject.toml [tool.dg]); VIRTUAL_ENV
-# names .venv as the active environment, which dg otherwise warns about.
+# `lint-imports` checks the layering contracts (pyproject.toml [tool.importlinter]: lib/ free of
+# Dagster and MLflow, asset modules independent). `dg check defs` loads the code location as Dagster
+# will (pyproject.toml [tool.dg]); VIRTUAL_ENV names .venv as the active environment, which dg otherwise
+# warns about.
 lint: setup
 	ruff check mlcomops_assets mlcomops_assets_tests
+	lint-imports --no-logo
 	VIRTUAL_ENV=$(VENV) dg check defs
 
 # Re-resolve the exact versions (hash-checked) from pyproject.toml and requirements/dvc.in.

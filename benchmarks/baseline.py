@@ -2,9 +2,10 @@
 
 Same libraries, same settings (the policy at HOME), same functions of ``mlcomops_assets.lib``: read,
 validate, split, tune every candidate, evaluate each (performance with intervals, fairness, permutation
-importance), SHAP for the chosen one, drift per production batch, the outlier detector. What the graph
-does on top (a second validation on the exact bytes, Data Docs, proxy check, MLflow logging and
-registry, reload checks, metadata, persisted files, the run's events) is what the ratio measures.
+importance), SHAP for the chosen one, the outlier detector. Drift is not part of the graph (it is
+measured per production batch by monitor_batch), so it is not here either. What the graph does on top
+(a second validation on the exact bytes, Data Docs, proxy check, MLflow logging and registry, reload
+checks, metadata, persisted files, the run's events) is what the ratio measures.
 Usage: python benchmarks/baseline.py HOME; prints timings as JSON.
 """
 
@@ -19,14 +20,13 @@ from pathlib import Path
 start = time.perf_counter()
 
 from mlcomops_assets.lib import candidates, explain, modeling  # noqa: E402
-from mlcomops_assets.lib.drift import drift_report  # noqa: E402
 from mlcomops_assets.lib.evaluation import performance  # noqa: E402
 from mlcomops_assets.lib.fairness import fairness_report  # noqa: E402
 from mlcomops_assets.lib.gx_validation import blocking_failures, validate  # noqa: E402
 from mlcomops_assets.lib.outliers import fit_detector  # noqa: E402
 from mlcomops_assets.lib.rules import rules_from_policy  # noqa: E402
 from mlcomops_assets.lib.sources import ingest_source, read_raw, typed  # noqa: E402
-from mlcomops_assets.lib.splitting import BATCH_COLUMN, split_data  # noqa: E402
+from mlcomops_assets.lib.splitting import split_data  # noqa: E402
 from mlcomops_assets.lib.uncertainty import accuracy_intervals, auc_interval  # noqa: E402
 from mlcomops_assets.policy import load_policy  # noqa: E402
 
@@ -88,9 +88,6 @@ def main() -> None:
     values = explain.shap_values(explainer, chosen, sample, policy)
     explain.global_importance(values, policy)
     lap("explain")
-    for batch, current in splits.production.groupby(BATCH_COLUMN):
-        drift_report(splits.training, current, policy, scratch / f"drift-{batch}.html")
-    lap("drift")
     fit_detector(splits.training, policy)
     lap("outliers")
     times["total"] = round(sum(v for k, v in times.items() if k != "import"), 2)

@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mlcomops_assets.lib import promotion_record as pr
-from mlcomops_assets.lib.champion import CHAMPION_ALIAS, download_and_hash, load_verified, verified_champion
 from mlcomops_assets.lib.files import write_json
 from mlcomops_assets.policy import PolicyError, load_policy, report_policy_error
+from mlcomops_assets.registry import CHAMPION_ALIAS, download_and_hash, load_verified, verified_champion
 from mlcomops_assets.settings import ProjectPaths, default_home
 
 

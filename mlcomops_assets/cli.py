@@ -1,8 +1,8 @@
 """The ``mlcomops`` command line: one entry point, one sub-app per area (``mlcomops policy ...``).
 
 Kept thin on purpose: each command parses its options and calls a library module, imported inside
-the command so ``mlcomops --help`` does not pay for pandas. More areas (``serve``, ``audit verify``,
-``receipts verify``) are added as further sub-apps with ``app.add_typer``.
+the command so ``mlcomops --help`` does not pay for pandas. More areas (``serve``, ``receipts verify``)
+are added as further sub-apps with ``app.add_typer``.
 
 Exit codes: 0 ok; 1 a check found problems; 2 a usage or policy error (``POLICY_ERROR_EXIT_CODE``,
 like argparse and click for a wrong option).
@@ -18,7 +18,7 @@ import typer
 # Rich's pretty tracebacks print local variables, which may hold rows of the data: keep them plain.
 app = typer.Typer(
     name="mlcomops",
-    help="Compliant ML with Dagster: governance policy tools.",
+    help="Compliant ML with Dagster: governance policy and audit tools.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -28,6 +28,11 @@ policy_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(policy_app, name="policy")
+audit_app = typer.Typer(
+    help="Verify signed, hash-chained audit bundles offline (data/audit/<model>/v<version>/).",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
 
 PROBLEMS_EXIT_CODE = 1
 
@@ -98,6 +103,42 @@ def policy_check(
     result = check_policy(loaded, home)
     typer.echo(report(result, path))
     if result.problems:
+        raise typer.Exit(PROBLEMS_EXIT_CODE)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A bundle (its folder, zip or manifest.json), a model's folder of v<N> bundles, or data/audit."
+        ),
+    ],
+    public_key: Annotated[
+        str | None,
+        typer.Option(
+            "--public-key",
+            help="The trusted signer: a key file (PEM public or private key, or hex) or the key as hex or base64.",
+        ),
+    ] = None,
+) -> None:
+    """Rehash every item, find missing and unlisted files, check signatures and the chain; a verdict per
+    item (ok, CHANGED, MISSING, UNLISTED) and per chain link. Works offline; exit 1 if anything fails.
+
+    Without --public-key a signature is only checked against the key the manifest carries, which
+    shows the bundle is intact but not who signed it.
+    """
+    from mlcomops_assets.lib.audit_bundle import parse_public_key, report, verify_path
+
+    try:
+        trusted = parse_public_key(public_key) if public_key is not None else None
+    except (OSError, ValueError) as exc:
+        raise _fail(f"--public-key: {exc}") from None
+    if not path.exists():
+        raise _fail(f"{path} does not exist")
+    results = verify_path(path, trusted)
+    typer.echo("\n\n".join(report(result) for result in results))
+    if not all(result.ok for result in results):
         raise typer.Exit(PROBLEMS_EXIT_CODE)
 
 

@@ -6,9 +6,9 @@ import dagster as dg
 # between groups, tested in test_lineage_groups.py). Every module under assets/ holds one group.
 DATA = "data"  # raw, validated and split data, and the validated production batches
 MODEL = "model"  # candidates, the documented choice, the registered version
-EVIDENCE = "evidence"  # evaluation, fairness, explanations and drift of the registered version
+EVIDENCE = "evidence"  # evaluation, fairness and explanations of the registered version
 RELEASE = "release"  # the champion: promotion when every gate passed
-PRODUCTION = "production"  # scoring and monitoring of each production batch
+PRODUCTION = "production"  # scoring and monitoring (drift included) of each production batch
 
 RAW_DATA = dg.AssetKey("raw_data")
 VALIDATED_DATA = dg.AssetKey("validated_data")
@@ -21,7 +21,6 @@ TRAINED_MODEL = dg.AssetKey("trained_model")
 MODEL_EVALUATION = dg.AssetKey("model_evaluation")
 FAIRNESS_REPORT = dg.AssetKey("fairness_report")
 SHAP_EXPLAINER = dg.AssetKey("shap_explainer")
-DRIFT_REPORT = dg.AssetKey("drift_report")
 CHAMPION_MODEL = dg.AssetKey("champion_model")
 PRODUCTION_BATCH = dg.AssetKey("production_batch")
 BATCH_PREDICTIONS = dg.AssetKey("batch_predictions")
@@ -47,7 +46,6 @@ STORAGE_FOLDER: dict[str, str] = {
     MODEL_EVALUATION.path[-1]: "published/reports",
     FAIRNESS_REPORT.path[-1]: "published/reports",
     SHAP_EXPLAINER.path[-1]: "published/reports",
-    DRIFT_REPORT.path[-1]: "published/reports",
     CHAMPION_MODEL.path[-1]: "champion",
     PRODUCTION_BATCH.path[-1]: "monitoring",
     BATCH_PREDICTIONS.path[-1]: "monitoring",
@@ -68,7 +66,6 @@ MODEL_REGISTERED = "model_registered"
 MEETS_PERFORMANCE_MINIMUM = "meets_performance_minimum"
 FAIRNESS_WITHIN_THRESHOLDS = "fairness_within_thresholds"
 EXPLANATIONS_ARE_FAITHFUL = "explanations_are_faithful"
-NO_DATASET_DRIFT = "no_dataset_drift"
 BATCH_NO_DATA_DRIFT = "batch_no_data_drift"
 BATCH_NO_PREDICTION_DRIFT = "batch_no_prediction_drift"
 BATCH_OUTLIERS_WITHIN_LIMIT = "batch_outliers_within_limit"
@@ -82,7 +79,7 @@ ALARM_OF_CHECK = {
 }
 
 # The registry alias of the version that decides in production (defined beside its verification).
-from mlcomops_assets.lib.champion import CHAMPION_ALIAS as CHAMPION_ALIAS  # noqa: E402
+from mlcomops_assets.registry import CHAMPION_ALIAS as CHAMPION_ALIAS  # noqa: E402
 
 END_TO_END_JOB = "end_to_end"
 MONITOR_BATCH_JOB = "monitor_batch"

@@ -8,7 +8,6 @@ from pathlib import Path
 import dagster as dg
 
 from mlcomops_assets.assets import (
-    drift,
     evaluation,
     explainability,
     fairness,
@@ -42,7 +41,6 @@ ALL_ASSETS = [
     evaluation.model_evaluation,
     fairness.fairness_report,
     explainability.shap_explainer,
-    drift.drift_report,
     promotion.champion_model,
     monitoring.outlier_detector,
 ]
@@ -66,7 +64,8 @@ def build_defs(home: Path) -> dg.Definitions:
         END_TO_END_JOB,
         selection=dg.AssetSelection.assets(*ALL_ASSETS),
         description="Ingest, validate, split, train and compare candidates, register the chosen one, evaluate, "
-        "test fairness, explain, monitor drift and promote when every gate passed.",
+        "test fairness, explain, fit the outlier detector and promote when every gate passed; drift is "
+        "monitored per production batch (monitor_batch).",
     )
     monitor_batch = dg.define_asset_job(
         MONITOR_BATCH_JOB,

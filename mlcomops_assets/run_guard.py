@@ -3,7 +3,7 @@
 * **Dead runs end.** Every run records its process (run tags ``mlcomops/host``, ``mlcomops/pid``,
   ``mlcomops/pid_started``) before it waits for the lock. A STARTED run whose process is provably dead
   is marked failed through the instance, with the reason; MLflow runs it left RUNNING are ended FAILED
-  (``lib.stale_runs``). This sweep runs when any run takes the project lock and every 30 s in the
+  (``stale_runs``). This sweep runs when any run takes the project lock and every 30 s in the
   daemon (``automation.dead_run_sensor``), because the queue counts a dead STARTED run against
   ``max_concurrent_runs`` and would otherwise never launch the run that could clean it up. Dagster's
   own run monitoring cannot do this for us: the DefaultRunLauncher has no worker health check, and
@@ -25,8 +25,8 @@ import dagster as dg
 
 from mlcomops_assets.lib.processes import ProcessId
 from mlcomops_assets.lib.run_lock import ProjectLocked, describe_holder, project_lock
-from mlcomops_assets.lib.stale_runs import end_orphaned_runs
 from mlcomops_assets.settings import ProjectPaths
+from mlcomops_assets.stale_runs import end_orphaned_runs
 
 PROCESS_TAG_PREFIX = "mlcomops/"
 LOCK_WAIT_ENV = "MLCOMOPS_RUN_LOCK_WAIT_SECONDS"
@@ -59,7 +59,7 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 
 
 def dagster_run_ended(instance: dg.DagsterInstance) -> Callable[[str], str | None]:
-    """For ``lib.stale_runs``: the status of a Dagster run that has ended, else None."""
+    """For ``stale_runs``: the status of a Dagster run that has ended, else None."""
 
     def ended(run_id: str) -> str | None:
         run = instance.get_run_by_id(run_id)

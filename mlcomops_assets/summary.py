@@ -1,8 +1,8 @@
 """A short summary of the latest materializations, read back from the persistent Dagster instance.
 
 ``python -m mlcomops_assets.summary`` prints the data version, the registered model version, the key
-metrics, the largest fairness gaps, the drift verdict, where production batches come from, the
-monitored batches of the current data source, and where to look next.
+metrics, the largest fairness gaps, where production batches come from and where their drift is
+measured, the monitored batches of the current data source (drift per batch), and where to look next.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import argparse
 import json
 from typing import Any
 
+from mlcomops_assets.batch_sources import recorded_source
 from mlcomops_assets.constants import (
     BATCH_MONITORING,
     CHAMPION_MODEL,
-    DRIFT_REPORT,
     FAIRNESS_REPORT,
     MODEL_EVALUATION,
     RAW_DATA,
     TRAINED_MODEL,
 )
-from mlcomops_assets.lib.batches import recorded_source, source_identity
+from mlcomops_assets.lib.batches import source_identity
 from mlcomops_assets.policy import Policy, PolicyError, load_policy
 from mlcomops_assets.settings import ProjectPaths, default_home
 
@@ -65,6 +65,15 @@ def batch_origin(policy: Policy) -> str:
     )
 
 
+def drift_scope(policy: Policy) -> str:
+    """Where drift is measured: per production batch in batch_monitoring, the only drift verdict; a period
+    of the data is monitored as a batch like an inbox file, so there is no separate per-period report."""
+    where = "per production batch (batch_monitoring, in the monitored batch lines): "
+    if policy.data.has_time:
+        return where + "the periods after the cutoff and the inbox files"
+    return where + "inbox files only, the data has no production period of its own"
+
+
 def batch_source(instance, key: str) -> str | None:
     """The data source of the batch that ``key``'s latest monitoring result read: recorded on the
     production_batch materialization just before it (None when none was recorded)."""
@@ -81,7 +90,6 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None, failed_s
     model = _metadata(instance, TRAINED_MODEL)
     evaluation = _report(paths, MODEL_EVALUATION.path[-1])
     fairness = _report(paths, FAIRNESS_REPORT.path[-1])
-    drift = _report(paths, DRIFT_REPORT.path[-1])
     policy = _policy(paths)
     lines = ["", "=== mlcomops_assets: end-to-end summary ==="]
     if failed_step:
@@ -125,13 +133,8 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None, failed_s
         lines.append(f"fairness verdict    {fairness.get('gate', {}).get('verdict', '(not recorded)')}")
     if evaluation and evaluation.get("gate"):
         lines.append(f"performance verdict {evaluation['gate']['verdict']}")
-    if drift.get("not_evaluated"):
-        lines.append(f"drift (periods)     {drift['not_evaluated']}")
-    for batch, result in sorted(drift.get("batches", {}).items()):
-        lines.append(
-            f"drift batch {batch:<7} dataset drift={result['dataset_drift']}  "
-            f"({result['drifted_columns']}/{len(result['columns'])} columns)  {result['html_path']}"
-        )
+    if policy is not None:
+        lines.append(f"drift               {drift_scope(policy)}")
     monitored = paths.monitoring_dir / "batch_monitoring"
     # Only the current data source's batches: after a switch of dataset the earlier source's results stay
     # on disk and in the instance, but they say nothing about the model trained on the current data.

@@ -20,6 +20,7 @@ from mlcomops_assets.settings import ProjectPaths
 
 SECRET = "PERSONAL-DATA-MARKER-7f3a"
 REPORT = "<html><body>aggregate drift report</body></html>"
+DRIFT_HTML = b"/batch_reports/drift-2001.html"  # where batch monitoring publishes a batch's drift report
 
 
 def _free_port() -> int:
@@ -45,8 +46,9 @@ def _request(port: int, target: bytes, method: bytes = b"GET", extra: bytes = b"
 def _project(home: Path) -> ProjectPaths:
     """A home with published reports, every data layer and both stores, each holding the marker."""
     paths = ProjectPaths(home)
-    (paths.reports_dir / "drift").mkdir(parents=True)
-    (paths.reports_dir / "drift/batch-2001.html").write_text(REPORT)
+    paths.batch_reports_dir.mkdir(parents=True)
+    (paths.batch_reports_dir / "drift-2001.html").write_text(REPORT)
+    paths.reports_dir.mkdir(parents=True)
     paths.selection_dir.mkdir(parents=True)
     (paths.selection_dir / "model_selection.md").write_text("# Model selection\n")
     (paths.reports_dir / ".fairness_report.json.abc.tmp").write_text(SECRET)  # an atomic write in flight
@@ -111,8 +113,8 @@ TRAVERSALS = [
     b"/reports/..%5c..%5cquarantine%5csource.csv",
     b"/reports/..\\..\\raw\\source.csv",
     b"/reports/..;/..;/raw/source.csv",
-    b"/reports/drift/batch-2001.html;/../../../raw/source.csv",
-    b"/reports/drift/batch-2001.html%00/../../../raw/source.csv",
+    b"/batch_reports/drift-2001.html;/../../../raw/source.csv",
+    b"/batch_reports/drift-2001.html%00/../../../raw/source.csv",
     b"/reports/..%00/raw/source.csv",
     b"/%c0%ae%c0%ae/%c0%ae%c0%ae/raw/source.csv",
     b"/%2fetc/passwd",
@@ -131,13 +133,13 @@ TRAVERSALS = [
     b"/reports/%2efairness_report.json.abc.tmp",
     b"/",
     b"/reports/",
-    b"/reports/drift",
+    b"/batch_reports",
     b"/%2e%2e/",
 ]
 
 
 def test_published_reports_are_served_with_their_types(server):
-    status, body = _request(server, b"/reports/drift/batch-2001.html")
+    status, body = _request(server, DRIFT_HTML)
     assert (status, body.decode()) == (200, REPORT)
     with socket.create_connection(("127.0.0.1", server), timeout=10) as conn:
         conn.sendall(b"HEAD /selection/model_selection.md HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -156,7 +158,7 @@ def test_no_request_reaches_outside_the_publication_folder(server, target):
 
 def test_only_reading_methods(server):
     for method in (b"POST", b"PUT", b"DELETE", b"PATCH"):
-        status, body = _request(server, b"/reports/drift/batch-2001.html", method, b"Content-Length: 0\r\n")
+        status, body = _request(server, DRIFT_HTML, method, b"Content-Length: 0\r\n")
         assert status == 405 and SECRET.encode() not in body
 
 

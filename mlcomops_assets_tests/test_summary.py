@@ -71,10 +71,20 @@ def test_every_batch_of_the_current_source_is_listed(paths):
     with dg.instance_for_test() as instance:
         for key in ("2001", "2002"):
             _monitored(instance, paths, key, current)
+        # Left by a project materialized before drift_report was retired: no longer evidence, never read.
+        paths.reports_dir.mkdir(parents=True)
+        legacy = {"batches": {"2001": {"dataset_drift": True, "drifted_columns": 6, "columns": [], "html_path": ""}}}
+        (paths.reports_dir / "drift_report.json").write_text(json.dumps(legacy))
         text = render(paths, instance)
     listed = [line.split()[2] for line in text.splitlines() if line.startswith("monitored batch ")]
     assert listed == ["2001", "2002"] and "not listed" not in text
     assert "production batches  periods of year after data.training_cutoff=2000, and files in data/inbox" in text
+    # Drift is the batches' (one verdict per period, in the monitored batch lines), never a separate report.
+    assert (
+        "drift               per production batch (batch_monitoring, in the monitored batch lines): the periods "
+        "after the cutoff and the inbox files" in text
+    )
+    assert sum(line.startswith("drift") for line in text.splitlines()) == 1
 
 
 def test_source_identity_changes_with_the_dataset_not_with_thresholds():

@@ -19,11 +19,11 @@ from mlcomops_assets.constants import (
     TRAINED_MODEL,
 )
 from mlcomops_assets.lib import promotion_record as pr
-from mlcomops_assets.lib.champion import download_and_hash, latest_promotion
 from mlcomops_assets.lib.files import file_sha256, write_json
 from mlcomops_assets.lib.gates import GAP_METRICS, largest_gap, today
 from mlcomops_assets.lib.promotion import Standing, decide, gate_failures
 from mlcomops_assets.lib.promotion_record import ChampionIntegrityError
+from mlcomops_assets.registry import download_and_hash, latest_promotion
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
 

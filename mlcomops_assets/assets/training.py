@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 import mlcomops_assets
+from mlcomops_assets.batch_sources import recorded_source
 from mlcomops_assets.constants import (
     CANDIDATES_RELOAD_EXACTLY,
     MODEL,
@@ -17,7 +18,7 @@ from mlcomops_assets.constants import (
 )
 from mlcomops_assets.lib import candidates as candidate_lib
 from mlcomops_assets.lib import modeling
-from mlcomops_assets.lib.batches import recorded_source, source_identity, with_labeled_batches
+from mlcomops_assets.lib.batches import source_identity, with_labeled_batches
 from mlcomops_assets.lib.files import fault_point
 from mlcomops_assets.lib.lineage import git_commit
 from mlcomops_assets.lib.model_registry import trusted_types

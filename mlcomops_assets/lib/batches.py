@@ -27,7 +27,8 @@ BATCH_SUFFIXES = (".csv", ".parquet")
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 # Rules about the training set as a whole, not about each batch.
 _DATASET_RULES = ("row_count_within_bounds",)
-# Materialization metadata of production_batch naming the data source the batch belongs to.
+# Materialization metadata of production_batch naming the data source the batch belongs to (read back by
+# batch_sources.recorded_source).
 DATA_SOURCE_KEY = "data_source"
 
 
@@ -41,21 +42,6 @@ def source_identity(spec: DataSpec) -> str:
     )
     digest = hashlib.sha256(repr((contract, spec.target, spec.positive_label)).encode()).hexdigest()[:12]
     return f"{spec.name}|{spec.source.kind}:{spec.source.path or '-'}|columns {digest}"
-
-
-def recorded_source(instance, key: str, before_storage_id: int | None = None) -> str | None:
-    """The data source recorded on batch ``key``'s latest production_batch materialization (the one before
-    ``before_storage_id`` when given, i.e. the batch a later step read); None when none was recorded."""
-    import dagster as dg
-
-    from mlcomops_assets.constants import PRODUCTION_BATCH
-
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=PRODUCTION_BATCH, asset_partitions=[key], before_storage_id=before_storage_id),
-        limit=1,
-    ).records
-    metadata = records[0].asset_materialization.metadata if records else {}
-    return metadata[DATA_SOURCE_KEY].value if DATA_SOURCE_KEY in metadata else None
 
 
 def batch_key(path: Path) -> str | None:

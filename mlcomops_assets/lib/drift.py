@@ -80,12 +80,3 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, policy: Policy,
         "dataset_drift": exceeds(DRIFT_SHARE, share, gate.drift_share),
         "columns": sorted(per_column, key=lambda c: c["column"]),
     }
-
-
-def no_production_reason(policy: Policy) -> str:
-    """Why drift at training time compares nothing: the data has no production period."""
-    if not policy.data.has_time:
-        why = "no production period in the data (no time column)"
-    else:
-        why = f"no production rows after data.training_cutoff={policy.data.training_cutoff}"
-    return f"not evaluated: {why}; batches are monitored from the inbox"

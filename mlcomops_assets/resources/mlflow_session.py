@@ -104,18 +104,18 @@ class MlflowSession(dg.ConfigurableResource):
         return load_private_key(default_key_file(), create=create)
 
     def verified_champion(self, name: str):
-        """The champion as the pipeline promoted it (``lib.champion.verified_champion``), or
+        """The champion as the pipeline promoted it (``registry.verified_champion``), or
         ``ChampionIntegrityError`` naming the version and what failed."""
-        from mlcomops_assets.lib.champion import verified_champion
         from mlcomops_assets.lib.promotion_record import public_key_hex
+        from mlcomops_assets.registry import verified_champion
 
         self._activate()
         return verified_champion(self.client(), name, public_key_hex(self.signing_key()))
 
     def verified_version(self, name: str, version: str):
-        """A promoted version with its record and artifact checked (``lib.champion.load_verified``)."""
-        from mlcomops_assets.lib.champion import load_verified
+        """A promoted version with its record and artifact checked (``registry.load_verified``)."""
         from mlcomops_assets.lib.promotion_record import public_key_hex
+        from mlcomops_assets.registry import load_verified
 
         self._activate()
         return load_verified(self.client(), name, str(version), public_key_hex(self.signing_key()))

@@ -22,10 +22,10 @@ from mlcomops_assets.automation import dead_run_sensor
 from mlcomops_assets.constants import END_TO_END_JOB, TRIGGER_TAG
 from mlcomops_assets.definitions import build_defs
 from mlcomops_assets.lib.files import FAULT_MARKER_ENV, FAULT_PAUSE_ENV
-from mlcomops_assets.lib.stale_runs import ENDED_BY_TAG
 from mlcomops_assets.resources import ProjectResource
 from mlcomops_assets.run_guard import LOCK_WAIT_ENV
 from mlcomops_assets.settings import ProjectPaths
+from mlcomops_assets.stale_runs import ENDED_BY_TAG
 from mlcomops_assets_tests.conftest import REPO, default_policy, materialize, write_home
 
 pytestmark = pytest.mark.e2e

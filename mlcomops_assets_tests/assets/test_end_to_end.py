@@ -1,6 +1,7 @@
 """The whole graph on the real stack: Dagster instance, GX, MLflow (SQLite), DVC in a git repository."""
 
 import json
+import shutil
 
 import dagster as dg
 import joblib
@@ -14,12 +15,13 @@ from mlcomops_assets.lib.files import file_md5
 from mlcomops_assets.policy import load_policy
 from mlcomops_assets.settings import ProjectPaths
 from mlcomops_assets.summary import render
-from mlcomops_assets_tests.conftest import dvc_executable, materialize, run
+from mlcomops_assets_tests.conftest import dvc_executable, materialize, monitor_batch, run
 from mlcomops_assets_tests.data_factory import credit_applications, credit_policy
 
 pytestmark = pytest.mark.e2e
 
 ALL_KEYS = {key for asset in ALL_ASSETS for key in asset.keys}
+PERIODS = ["2001", "2002"]  # the default data's production periods, after data.training_cutoff=2000
 
 
 def _materialized(result) -> set[dg.AssetKey]:
@@ -39,7 +41,6 @@ def test_default_graph_materializes_with_every_check_passing(default_run):
         c.MEETS_PERFORMANCE_MINIMUM,
         c.FAIRNESS_WITHIN_THRESHOLDS,
         c.EXPLANATIONS_ARE_FAITHFUL,
-        c.NO_DATASET_DRIFT,
         "age__range",
         "columns_match_policy",
     } <= names
@@ -104,11 +105,47 @@ def test_summary_reads_the_instance(default_run):
     text = render(ProjectPaths(home), instance)
     assert "arrests_release_model v1" in text
     assert file_md5(ProjectPaths(home).raw_file(".csv")) in text
-    assert "drift batch 2001" in text and "fairness verdict" in text
+    assert "drift               per production batch (batch_monitoring" in text and "fairness verdict" in text
     assert "THIS RUN FAILED" not in text
     failed = render(ProjectPaths(home), instance, failed_step="the graph run (pipeline_run)")
     # After a failure the summary still shows the last good state, and says that it is not this run's.
     assert "THIS RUN FAILED      at the graph run (pipeline_run)" in failed and "arrests_release_model v1" in failed
+
+
+@pytest.fixture(scope="module")
+def monitored_periods(default_run, tmp_path_factory):
+    """The default data's production periods monitored after the graph, as `make run` does (monitor_all),
+    in a copy of the session's home: the session's home stays as the graph left it for other modules
+    (monitored batches would enter a retraining there)."""
+    original, _, _ = default_run
+    home = tmp_path_factory.mktemp("monitored_periods") / "home"
+    shutil.copytree(original, home, symlinks=True)
+    checks = {}
+    for period in PERIODS:
+        with monitor_batch(home, period) as (result, instance):
+            assert result.success, [e.event_specific_data.error.message for e in result.get_step_failure_events()]
+            checks[period] = {e.check_name: e for e in result.get_asset_check_evaluations()}
+            summary = render(ProjectPaths(home), instance)
+    return home, checks, summary
+
+
+def test_each_production_period_has_one_drift_verdict_from_its_batch(default_run, monitored_periods):
+    """One drift output per period, the batch's: the graph writes none, monitoring writes one HTML and one
+    verdict per period, and the default data's periods show no dataset drift."""
+    home, checks, summary = monitored_periods
+    paths = ProjectPaths(home)
+    assert not (ProjectPaths(default_run[0]).reports_dir / "drift").exists()
+    assert sorted(str(p.relative_to(paths.published_dir)) for p in paths.published_dir.rglob("*drift*")) == [
+        f"batch_reports/drift-{period}.html" for period in PERIODS
+    ]
+    for period in PERIODS:
+        check = checks[period][c.BATCH_NO_DATA_DRIFT]
+        assert check.passed, (period, check.description)
+        report = json.loads((paths.monitoring_dir / f"batch_monitoring/{period}.json").read_text())
+        assert report["data_drift"]["dataset_drift"] is False and "data_drift" not in report["alarms"]
+        assert report["data_drift"]["html_path"] == f"data/published/batch_reports/drift-{period}.html"
+        assert f"monitored batch     {period}" in summary
+    assert "drift batch" not in summary and "drift (periods)" not in summary
 
 
 def _credit_home(home_factory, frame, suffix=".csv"):
@@ -122,7 +159,7 @@ def _credit_home(home_factory, frame, suffix=".csv"):
 
 
 def test_own_csv_with_own_columns_runs_end_to_end(credit_run):
-    home, frame, result, _, _ = credit_run
+    home, frame, result, instance, _ = credit_run
     assert result.success, [e.event_specific_data.error.message for e in result.get_step_failure_events()]
     assert _materialized(result) == ALL_KEYS
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
@@ -132,8 +169,10 @@ def test_own_csv_with_own_columns_runs_end_to_end(credit_run):
     assert dropped.isdisjoint(validated.columns)  # identifiers never reach the validated layer in clear
     assert validated["application_id"].str.fullmatch(r"[0-9a-f]{64}").all()
     assert set(validated["application_id"]).isdisjoint(frame["application_id"])
-    drift = json.loads((home / "data/published/reports/drift_report.json").read_text())
-    assert sorted(drift["batches"]) == ["2023-10", "2023-11", "2023-12"]
+    # Each production period is a partition of the batch assets, monitored for drift like an inbox file.
+    periods = instance.get_dynamic_partitions(c.PRODUCTION_BATCHES.name)
+    assert sorted(periods) == ["2023-10", "2023-11", "2023-12"]
+    assert not (home / "data/published/reports/drift").exists()
 
 
 def test_broken_data_stops_at_validation(home_factory):

@@ -1,5 +1,6 @@
 """Data without a time column, end to end on the real stack: a stratified split of all rows, no production
-period from the data, drift at training time reported as not evaluated, batches from the inbox only."""
+period from the data (so no period to report drift on), batches from the inbox only, each monitored for
+drift like any batch."""
 
 import json
 
@@ -21,7 +22,10 @@ pytestmark = pytest.mark.e2e
 
 SOURCE = "data/source/arrests_untimed.csv"
 BATCH = "week-1"
-NOT_EVALUATED = "not evaluated: no production period in the data (no time column); batches are monitored from the inbox"
+DRIFT_LINE = (
+    "drift               per production batch (batch_monitoring, in the monitored batch lines): inbox files only, "
+    "the data has no production period of its own"
+)
 
 
 def untimed_policy() -> dict:
@@ -111,12 +115,18 @@ def test_production_data_is_empty_with_the_right_columns(untimed_home):
     assert graph["partitions"] == []  # no production period is registered from the data
 
 
-def test_training_time_drift_is_not_evaluated_and_says_why(untimed_home):
-    home, graph, _, _ = untimed_home
-    check = graph["checks"][c.NO_DATASET_DRIFT]
-    assert check.description == NOT_EVALUATED and check.metadata["evaluated"].value is False
-    report = json.loads((ProjectPaths(home).reports_dir / "drift_report.json").read_text())
-    assert report["evaluated"] is False and report["batches"] == {} and report["not_evaluated"] == NOT_EVALUATED
+def test_no_period_report_exists_and_the_inbox_batch_has_its_drift(untimed_home):
+    """Without a time column there is no period to report drift on: the graph writes no drift report, and
+    the inbox batch's monitoring holds the one drift verdict, with its HTML."""
+    home, _, _, monitored = untimed_home
+    paths = ProjectPaths(home)
+    assert not (paths.reports_dir / "drift").exists() and not (paths.reports_dir / "drift_report.json").exists()
+    assert [p.name for p in paths.batch_reports_dir.glob("drift-*.html")] == [f"drift-{BATCH}.html"]
+    report = json.loads((paths.monitoring_dir / f"batch_monitoring/{BATCH}.json").read_text())
+    assert report["data_drift"]["html_path"] == f"data/published/batch_reports/drift-{BATCH}.html"
+    assert report["data_drift"]["current_rows"] == 300 and report["data_drift"]["columns"]
+    check = monitored["checks"][c.BATCH_NO_DATA_DRIFT]  # a sample of the same rows: evaluated, and no drift
+    assert check.passed and "drift_share" in check.description
 
 
 def test_mlflow_records_no_training_cutoff(untimed_home):
@@ -152,5 +162,5 @@ def test_the_summary_says_batches_come_from_the_inbox(untimed_home):
     _, _, _, monitored = untimed_home
     text = monitored["summary"]
     assert "production batches  from the inbox only (data/inbox): the data has no time column" in text
-    assert f"drift (periods)     {NOT_EVALUATED}" in text
+    assert DRIFT_LINE in text and "drift (periods)" not in text
     assert f"monitored batch     {BATCH}" in text and "not listed" not in text

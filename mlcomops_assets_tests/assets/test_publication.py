@@ -48,6 +48,9 @@ def test_no_row_of_any_data_layer_is_published(published_home):
     # The scan opened the kinds of evidence the graph publishes: Data Docs, reports, drift HTML, plots.
     assert {".html", ".json", ".png", ".md"} <= kinds and opened >= 10
     assert (paths.published_dir / "batch_reports").is_dir() and (paths.published_dir / "data_docs").is_dir()
+    # One drift output per monitored period, the batch's; the graph publishes none of its own.
+    drift = sorted(str(p.relative_to(paths.published_dir)) for p in paths.published_dir.rglob("*drift*"))
+    assert drift == ["batch_reports/drift-2001.html"]
     assert [str(f) for f in findings] == []
 
 

@@ -1,8 +1,10 @@
-"""Loading the champion only as the pipeline promoted it: signed record, same version, same bytes.
+"""Loading the champion from the MLflow registry only as the pipeline promoted it: signed record, same
+version, same bytes.
 
 Used by everything that acts on the champion (batch scoring, monitoring, the comparison at the next
-promotion). The model is downloaded into a private temporary folder, hashed there and loaded from
-there, so the bytes that were checked are the bytes that run.
+promotion, the ``champion`` command). The model is downloaded into a private temporary folder, hashed
+there and loaded from there, so the bytes that were checked are the bytes that run. It talks to MLflow,
+so it lives outside ``lib/``; the record itself (signing, verifying, hashing) is ``lib.promotion_record``.
 """
 
 from __future__ import annotations
