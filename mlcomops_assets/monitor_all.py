@@ -16,11 +16,24 @@ import sys
 
 import dagster as dg
 
+from mlcomops_assets.batch_sources import recorded_source
 from mlcomops_assets.constants import BATCH_MONITORING, BATCH_TAG, MONITOR_BATCH_JOB, PRODUCTION_BATCHES, TRIGGER_TAG
-from mlcomops_assets.lib.batches import inbox_files
+from mlcomops_assets.lib.batches import inbox_files, source_identity
 from mlcomops_assets.pipeline_run import finish
 from mlcomops_assets.policy import PolicyError, load_policy, report_policy_error
 from mlcomops_assets.settings import ProjectPaths, default_home
+
+
+def _periods(paths: ProjectPaths, policy) -> set[str]:
+    """The production periods of the current data (none without a time column)."""
+    import pandas as pd
+
+    from mlcomops_assets.lib.splitting import BATCH_COLUMN
+
+    path = paths.prepared_dir / "production_data.parquet"
+    if not policy.data.has_time or not path.is_file():
+        return set()
+    return set(pd.read_parquet(path, columns=[BATCH_COLUMN])[BATCH_COLUMN].astype(str))
 
 
 def main() -> None:
@@ -43,9 +56,14 @@ def main() -> None:
         instance.add_dynamic_partitions(PRODUCTION_BATCHES.name, arrived)
     keys = instance.get_dynamic_partitions(PRODUCTION_BATCHES.name)
     done = instance.get_materialized_partitions(BATCH_MONITORING)
+    # A batch monitored for another data source (or before sources were recorded) is monitored again
+    # when the current source has it too: same key, other rows, and the summary would hide it.
+    current = source_identity(policy.data)
+    available = set(inbox_files(paths.home / policy.monitoring.inbox)) | _periods(paths, policy)
+    stale = {k for k in done if k in available and recorded_source(instance, k) != current}
     job = defs.resolve_job_def(MONITOR_BATCH_JOB)
     failed = []
-    for key in [k for k in keys if k not in done]:
+    for key in [k for k in keys if k not in done or k in stale]:
         result = job.execute_in_process(
             instance=instance,
             partition_key=key,
