@@ -36,6 +36,17 @@ def _periods(paths: ProjectPaths, policy) -> set[str]:
     return set(pd.read_parquet(path, columns=[BATCH_COLUMN])[BATCH_COLUMN].astype(str))
 
 
+def to_monitor(instance: dg.DagsterInstance, paths: ProjectPaths, policy, keys: list[str]) -> list[str]:
+    """The registered batches without a monitoring result, and those monitored for another data source (or
+    before sources were recorded) that the current source has too: same key, other rows, and the summary
+    would hide their result."""
+    done = instance.get_materialized_partitions(BATCH_MONITORING)
+    current = source_identity(policy.data)
+    available = set(inbox_files(paths.home / policy.monitoring.inbox)) | _periods(paths, policy)
+    stale = {k for k in done if k in available and recorded_source(instance, k) != current}
+    return [k for k in keys if k not in done or k in stale]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trigger", default="make run", help="recorded in the runs' mlcomops/trigger tag")
@@ -55,15 +66,9 @@ def main() -> None:
     if arrived:
         instance.add_dynamic_partitions(PRODUCTION_BATCHES.name, arrived)
     keys = instance.get_dynamic_partitions(PRODUCTION_BATCHES.name)
-    done = instance.get_materialized_partitions(BATCH_MONITORING)
-    # A batch monitored for another data source (or before sources were recorded) is monitored again
-    # when the current source has it too: same key, other rows, and the summary would hide it.
-    current = source_identity(policy.data)
-    available = set(inbox_files(paths.home / policy.monitoring.inbox)) | _periods(paths, policy)
-    stale = {k for k in done if k in available and recorded_source(instance, k) != current}
     job = defs.resolve_job_def(MONITOR_BATCH_JOB)
     failed = []
-    for key in [k for k in keys if k not in done or k in stale]:
+    for key in to_monitor(instance, paths, policy, keys):
         result = job.execute_in_process(
             instance=instance,
             partition_key=key,

@@ -99,3 +99,23 @@ def test_source_identity_changes_with_the_dataset_not_with_thresholds():
     del untimed["data"]["columns"]["year"]
     assert source_identity(parse_policy(untimed).data) != source_identity(base)
     assert source_identity(base) != _previous_source()
+
+
+def test_make_run_monitors_again_what_another_source_left_under_a_current_key(paths):
+    """After a switch of dataset, a batch key the current source has too (here an inbox file) is monitored
+    again; a key only the previous source had is left alone; a never-monitored key is monitored."""
+    from mlcomops_assets.monitor_all import to_monitor
+
+    policy = load_policy(paths.policy_file)
+    inbox = paths.home / policy.monitoring.inbox
+    inbox.mkdir(parents=True)
+    for key in ("week-1", "week-2", "week-3"):
+        (inbox / f"{key}.csv").write_text("x\n")
+    current = source_identity(policy.data)
+    with dg.instance_for_test() as instance:
+        _monitored(instance, paths, "week-1", _previous_source())  # in the inbox again: monitor again
+        _monitored(instance, paths, "week-2", None)  # monitored before sources were recorded: again
+        _monitored(instance, paths, "week-3", current)  # current: done
+        _monitored(instance, paths, "gone", _previous_source())  # only the previous source had it: left
+        keys = ["week-1", "week-2", "week-3", "gone", "week-4"]  # week-4: registered, never monitored
+        assert to_monitor(instance, paths, policy, keys) == ["week-1", "week-2", "week-4"]
