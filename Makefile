@@ -87,11 +87,13 @@ audit: setup
 	python -m mlcomops_assets.audit_view
 
 # The summary is printed whether the run succeeded or not (after a failure it says so and shows the
-# last good state); make's exit status is the failed step's.
+# last good state); make's exit status is the failed step's. The audit (compliance matrix, evidence
+# bundle) runs in any case: a blocked version is documented as well as a promoted one.
 run: setup
 	@start=$$(date +%s); failed=""; \
 	python -m mlcomops_assets.pipeline_run || failed="the graph run (pipeline_run)"; \
 	if [ -z "$$failed" ]; then python -m mlcomops_assets.monitor_all || failed="batch monitoring (monitor_all)"; fi; \
+	python -m mlcomops_assets.audit_run || failed="$${failed:-the audit (audit_run)}"; \
 	if [ -z "$$failed" ]; then dvc commit --force --quiet || failed="dvc commit"; fi; \
 	python -m mlcomops_assets.summary --elapsed $$(( $$(date +%s) - start )) $${failed:+--failed-step "$$failed"}; \
 	test -z "$$failed"

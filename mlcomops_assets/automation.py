@@ -17,6 +17,8 @@ import dagster as dg
 
 from mlcomops_assets.constants import (
     ALARM_OF_CHECK,
+    AUDIT_JOB,
+    AUDIT_SENSOR,
     BATCH_MONITORING,
     BATCH_TAG,
     DAILY_MONITORING,
@@ -148,6 +150,48 @@ def retraining_sensor(context: dg.SensorEvaluationContext, project: ProjectResou
             )
         ],
         cursor=json.dumps(state),
+    )
+
+
+# The runs whose outcome the audit records: a graph run (a registered, promoted or blocked version)
+# and a batch run (monitoring evidence of the champion).
+AUDITED_JOBS = (END_TO_END_JOB, MONITOR_BATCH_JOB)
+_FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
+
+
+@dg.sensor(
+    name=AUDIT_SENSOR,
+    job_name=AUDIT_JOB,
+    minimum_interval_seconds=60,
+    default_status=RUNNING,
+    description="After a graph or batch run ends, successful or not, re-evaluates the compliance matrix and "
+    "bundles the registered version's evidence (a blocked version is documented too).",
+)
+def audit_sensor(context: dg.SensorEvaluationContext):
+    """One audit run for all graph and batch runs that ended since the last one: a failed run counts,
+    since a blocked promotion or a tripped gate is exactly what an auditor must see."""
+    after = float(context.cursor) if context.cursor else None
+    ended = [
+        run
+        for job in AUDITED_JOBS
+        for run in context.instance.get_run_records(
+            dg.RunsFilter(
+                job_name=job, statuses=_FINISHED, updated_after=datetime.fromtimestamp(after, UTC) if after else None
+            ),
+            limit=100,
+        )
+    ]
+    if not ended:
+        return dg.SkipReason("no graph or batch run ended since the last audit")
+    newest = max(ended, key=lambda r: r.update_timestamp)
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"audit:{newest.dagster_run.run_id}",
+                tags={TRIGGER_TAG: f"run:{newest.dagster_run.run_id}"},
+            )
+        ],
+        cursor=str(newest.update_timestamp.timestamp()),
     )
 
 

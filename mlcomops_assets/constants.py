@@ -9,6 +9,7 @@ MODEL = "model"  # candidates, the documented choice, the registered version
 EVIDENCE = "evidence"  # evaluation, fairness and explanations of the registered version
 RELEASE = "release"  # the champion: promotion when every gate passed
 PRODUCTION = "production"  # scoring and monitoring (drift included) of each production batch
+AUDIT = "audit"  # the compliance matrix and the signed evidence bundle of each registered version
 
 RAW_DATA = dg.AssetKey("raw_data")
 VALIDATED_DATA = dg.AssetKey("validated_data")
@@ -26,6 +27,8 @@ PRODUCTION_BATCH = dg.AssetKey("production_batch")
 BATCH_PREDICTIONS = dg.AssetKey("batch_predictions")
 OUTLIER_DETECTOR = dg.AssetKey("outlier_detector")
 BATCH_MONITORING = dg.AssetKey("batch_monitoring")
+COMPLIANCE_MATRIX = dg.AssetKey("compliance_matrix")
+AUDIT_BUNDLE = dg.AssetKey("audit_bundle")
 
 # The DataFrame attribute that carries the raw data's DVC md5 from validated_data to the models.
 RAW_MD5_ATTR = "raw_data_md5"
@@ -83,6 +86,8 @@ from mlcomops_assets.registry import CHAMPION_ALIAS as CHAMPION_ALIAS  # noqa: E
 
 END_TO_END_JOB = "end_to_end"
 MONITOR_BATCH_JOB = "monitor_batch"
+AUDIT_JOB = "audit"
+AUDIT_SENSOR = "audit_sensor"
 INBOX_SENSOR = "inbox_sensor"
 RETRAINING_SENSOR = "retraining_sensor"
 DAILY_MONITORING = "daily_monitoring"

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from mlcomops_assets.assets import (
+    audit,
     evaluation,
     explainability,
     fairness,
@@ -23,12 +24,13 @@ from mlcomops_assets.assets import (
     training,
     validation,
 )
-from mlcomops_assets.automation import build_schedules, dead_run_sensor, inbox_sensor, retraining_sensor
+from mlcomops_assets.automation import audit_sensor, build_schedules, dead_run_sensor, inbox_sensor, retraining_sensor
 from mlcomops_assets.code_references import with_code_references
-from mlcomops_assets.constants import CHAMPION_MODEL, END_TO_END_JOB, IO_MANAGER_KEY, MONITOR_BATCH_JOB
+from mlcomops_assets.compliance_evidence import asset_evidence_id, check_evidence_id
+from mlcomops_assets.constants import AUDIT_JOB, CHAMPION_MODEL, END_TO_END_JOB, IO_MANAGER_KEY, MONITOR_BATCH_JOB
 from mlcomops_assets.io_manager import DataFolderIOManager
 from mlcomops_assets.policy import load_policy
-from mlcomops_assets.resources import MlflowSession, ProjectResource
+from mlcomops_assets.resources import EvidenceCatalog, MlflowSession, ProjectResource
 from mlcomops_assets.settings import ProjectPaths, default_home
 
 ALL_ASSETS = [
@@ -46,6 +48,8 @@ ALL_ASSETS = [
 ]
 # Per production batch (dynamic partitions): validated batch, champion scores, monitoring verdicts.
 BATCH_ASSETS = [production_batch.production_batch, production.batch_predictions, monitoring.batch_monitoring]
+# After any graph or batch run, successful or not: the compliance matrix and the version's bundle.
+AUDIT_ASSETS = [audit.compliance_matrix, audit.audit_bundle]
 
 
 def build_defs(home: Path) -> dg.Definitions:
@@ -59,7 +63,7 @@ def build_defs(home: Path) -> dg.Definitions:
         # A champion older than the policy allows shows as stale in the UI.
         return spec.replace_attributes(freshness_policy=freshness) if spec.key == CHAMPION_MODEL else spec
 
-    assets = with_code_references(dg.map_asset_specs(governed, ALL_ASSETS + BATCH_ASSETS))
+    assets = with_code_references(dg.map_asset_specs(governed, ALL_ASSETS + BATCH_ASSETS + AUDIT_ASSETS))
     end_to_end = dg.define_asset_job(
         END_TO_END_JOB,
         selection=dg.AssetSelection.assets(*ALL_ASSETS),
@@ -72,20 +76,32 @@ def build_defs(home: Path) -> dg.Definitions:
         selection=dg.AssetSelection.assets(*BATCH_ASSETS),
         description="One production batch: validate (or quarantine), score with the champion, monitor.",
     )
+    audit_job = dg.define_asset_job(
+        AUDIT_JOB,
+        selection=dg.AssetSelection.assets(*AUDIT_ASSETS),
+        description="Evaluate the compliance matrix against the latest evidence and bundle the registered "
+        "version's evidence (signed, hash-chained, verifiable offline with `mlcomops audit verify`).",
+    )
+    checks = [
+        validation.build_contract_checks(policy, paths.home),
+        validation.no_proxy_features,
+        leakage_checks.no_target_leakage,
+        leakage_checks.no_constant_features,
+        leakage_checks.model_does_not_leak,
+    ]
+    # Every asset and check this code location defines (the matrix expands check:raw_data:* against it).
+    evidence = {asset_evidence_id(k) for a in assets for k in a.keys}
+    evidence |= {check_evidence_id(k) for d in [*assets, *checks] for k in d.check_keys}
+    catalog = EvidenceCatalog(ids=sorted(evidence))
     return dg.Definitions(
         assets=assets,
-        asset_checks=[
-            validation.build_contract_checks(policy, paths.home),
-            validation.no_proxy_features,
-            leakage_checks.no_target_leakage,
-            leakage_checks.no_constant_features,
-            leakage_checks.model_does_not_leak,
-        ],
-        jobs=[end_to_end, monitor_batch],
+        asset_checks=checks,
+        jobs=[end_to_end, monitor_batch, audit_job],
         sensors=[
             inbox_sensor,
             retraining_sensor,
             dead_run_sensor,
+            audit_sensor,
             dg.AutomationConditionSensorDefinition(
                 "automation_condition_sensor",
                 target=dg.AssetSelection.all(),
@@ -101,6 +117,7 @@ def build_defs(home: Path) -> dg.Definitions:
                 tracking_uri=paths.mlflow_tracking_uri, artifact_root=str(paths.mlflow_artifact_root)
             ),
             IO_MANAGER_KEY: DataFolderIOManager(home=str(paths.home)),
+            "evidence_catalog": catalog,
         },
         # One process for all steps: on 2 cores, a process per step re-imports the heavy libraries
         # and doubled the wall time of the whole graph (stack-facts §7.5).

@@ -573,6 +573,83 @@ class PseudonymizationSpec(_Strict):
     key_file_env: str = "MLCOMOPS_PSEUDONYM_KEY_FILE"
 
 
+class DocumentationSpec(_Strict):
+    """What only the provider can state in the technical documentation (EU AI Act Annex IV) and the model
+    card; every figure there comes from the evidence instead (``lib/technical_documentation.py``).
+
+    Every key is optional: one left out (or whose text starts with ``TODO``) is listed as *open* in both
+    documents, never filled in. A list given empty is a statement (no standard applied, no change to
+    report), not an open item.
+    """
+
+    provider: str | None = Field(default=None, description="Name and contact of the provider (Annex IV 1(a)).")
+    intended_purpose: str | None = Field(
+        default=None,
+        description="What the system is for: the decision it supports, for whom, in which setting "
+        "(Annex IV 1(a); Art. 13(3)(b)(i)).",
+    )
+    deployers: str | None = Field(
+        default=None,
+        description="Who uses the system, in which context, and the interface they use (Annex IV 1(g), 1(h)).",
+    )
+    affected_persons: str | None = Field(
+        default=None, description="The persons or groups of persons the system is used on (Annex IV 2(b), 3)."
+    )
+    out_of_scope_uses: str | None = Field(
+        default=None,
+        description="Uses the system is not intended for, and reasonably foreseeable misuse (Art. 13(3)(b)(iii)).",
+    )
+    human_oversight: str | None = Field(
+        default=None,
+        description="The human oversight measures (Art. 14): who reviews the outputs, how they can disregard, "
+        "override or stop the system (Annex IV 2(e), 3).",
+    )
+    risk_assessment: str | None = Field(
+        default=None,
+        description="Known and reasonably foreseeable risks to health, safety and fundamental rights, and how "
+        "each is mitigated (Annex IV 3, 5; Art. 9).",
+    )
+    instructions_for_use: str | None = Field(
+        default=None, description="The instructions for use given to the deployers (Annex IV 1(h); Art. 13)."
+    )
+    hardware_and_deployment: str | None = Field(
+        default=None,
+        description="How the system is put into service (package, API, embedded), the hardware it runs on and "
+        "the software it interacts with (Annex IV 1(b), 1(d), 1(e)).",
+    )
+    cybersecurity: str | None = Field(
+        default=None, description="Cybersecurity measures in operation (Annex IV 2(h); Art. 15)."
+    )
+    standards_applied: list[str] | None = Field(
+        default=None,
+        description="Harmonised standards and other standards or specifications applied, in full or in part "
+        "(Annex IV 7); [] states that none is applied.",
+    )
+    changes_log: list[str] | None = Field(
+        default=None,
+        description="Relevant changes the provider made through the life cycle beyond the version chain of the "
+        "audit bundles (Annex IV 6); [] states that there is none.",
+    )
+    declaration_of_conformity: str | None = Field(
+        default=None,
+        description="Reference to the EU declaration of conformity (Art. 47), drawn up and signed by the "
+        "provider; the pipeline never issues one (Annex IV 8).",
+    )
+    post_market_monitoring_plan: str | None = Field(
+        default=None,
+        description="The post-market monitoring plan (Art. 72(3)) beyond the pipeline's automated batch "
+        "monitoring (Annex IV 9).",
+    )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _written(cls, value: Any) -> Any:
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and not t.strip() for t in texts):
+            raise ValueError("empty text: write the statement, or leave the key out to list it as open")
+        return value
+
+
 class Policy(_Strict):
     """The whole governance policy, as validated from ``governance.yaml``."""
 
@@ -587,6 +664,7 @@ class Policy(_Strict):
     pseudonymization: PseudonymizationSpec = PseudonymizationSpec()
     gates: GatesSpec = GatesSpec()
     waivers: list[Waiver] = []
+    documentation: DocumentationSpec = DocumentationSpec()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Policy:
@@ -615,11 +693,16 @@ class Policy(_Strict):
 
     @cached_property
     def fingerprint(self) -> str:
-        """A stable hash of the validated policy, recorded with every model."""
+        """A stable hash of the validated policy, recorded with every model.
+
+        It covers everything the pipeline decides with, not the provider's ``documentation`` text: editing
+        the intended purpose or a contact must not re-validate the data or retrain the model, and the
+        fingerprints of policies written before that section existed stay the same. The documentation is
+        bound to a model version by the audit bundle, which holds the policy file itself."""
         import hashlib
         import json
 
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        canonical = json.dumps(self.model_dump(mode="json", exclude={"documentation"}), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

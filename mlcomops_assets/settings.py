@@ -16,12 +16,17 @@ HOME_ENV_VAR = "MLCOMOPS_HOME"
 POLICY_FILE_NAME = "governance.yaml"
 
 
+# The repository holding this package: its lock files and requirement list belong to the code, not
+# to a project home (a test's home is a temporary folder).
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+
+
 def default_home() -> Path:
     """The project home: ``$MLCOMOPS_HOME`` if set, else the repository holding this package."""
     configured = os.environ.get(HOME_ENV_VAR)
     if configured:
         return Path(configured).expanduser().resolve()
-    return Path(__file__).resolve().parent.parent
+    return REPOSITORY_ROOT
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,21 @@ class ProjectPaths:
         what is written here. Nothing row-level may be written below it (``lib.publication`` scans it).
         """
         return self.data_dir / "published"
+
+    @property
+    def audit_dir(self) -> Path:
+        """One signed evidence bundle per registered model version: ``<model>/v<N>/`` and ``v<N>.zip``."""
+        return self.data_dir / "audit"
+
+    @property
+    def published_audit_dir(self) -> Path:
+        """The compliance matrix as published (the bundles carry their own copies)."""
+        return self.published_dir / "audit"
+
+    @property
+    def requirements_file(self) -> Path:
+        """The requirements the compliance matrix evaluates; kept with the code, not in a project home."""
+        return REPOSITORY_ROOT / "mlcomops_assets" / "compliance" / "requirements.yaml"
 
     @property
     def data_docs_dir(self) -> Path:

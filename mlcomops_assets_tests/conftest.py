@@ -107,6 +107,16 @@ def monitor_batch(home: Path, key: str) -> Iterator[tuple[dg.ExecuteInProcessRes
         yield job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False), instance
 
 
+@contextmanager
+def audit(home: Path) -> Iterator[tuple[dg.ExecuteInProcessResult, dg.DagsterInstance]]:
+    """Run the audit job (compliance matrix, evidence bundle) as `make run` and the audit sensor do."""
+    from mlcomops_assets.constants import AUDIT_JOB
+
+    defs = build_defs(home)
+    with dg.instance_for_test(temp_dir=str(home / ".dagster_home")) as instance:
+        yield defs.resolve_job_def(AUDIT_JOB).execute_in_process(instance=instance, raise_on_error=False), instance
+
+
 @pytest.fixture
 def home_factory(tmp_path: Path) -> Callable[..., Path]:
     def make(policy: dict[str, Any] | None = None, name: str = "home") -> Path:

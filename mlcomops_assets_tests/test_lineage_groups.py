@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 import mlcomops_assets.assets
-from mlcomops_assets.constants import DATA, EVIDENCE, MODEL, PRODUCTION, RELEASE
+from mlcomops_assets.constants import AUDIT, DATA, EVIDENCE, MODEL, PRODUCTION, RELEASE
 from mlcomops_assets.definitions import ALL_ASSETS, BATCH_ASSETS, build_defs
 from mlcomops_assets_tests.conftest import write_home
 
-LIFE_CYCLE = (DATA, MODEL, EVIDENCE, RELEASE, PRODUCTION)
+LIFE_CYCLE = (DATA, MODEL, EVIDENCE, RELEASE, PRODUCTION, AUDIT)
 
 
 @pytest.fixture(scope="module")

@@ -126,6 +126,17 @@ def test_fingerprint_tracks_thresholds():
     assert parse_policy(default_policy()).fingerprint == base.fingerprint
 
 
+def test_the_provider_documentation_is_not_part_of_the_fingerprint():
+    """Editing what only the provider states (Annex IV text) must not re-validate or retrain anything."""
+    base = parse_policy(default_policy())
+    raw = default_policy()
+    raw["documentation"]["intended_purpose"] = "Another wording of the same purpose."
+    assert parse_policy(raw).fingerprint == base.fingerprint
+    raw.pop("documentation")
+    without = parse_policy(raw)
+    assert without.fingerprint == base.fingerprint and without.documentation.intended_purpose is None
+
+
 # --- strict loading (issue 11, item 7) -------------------------------------------------------------
 
 

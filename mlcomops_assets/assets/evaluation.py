@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from mlcomops_assets.check_metadata import outcome, published_record, with_limit
 from mlcomops_assets.constants import (
     EVIDENCE,
     HOLDOUT_DATA,
@@ -14,7 +15,7 @@ from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.evaluation import performance
 from mlcomops_assets.lib.gates import assess, today
 from mlcomops_assets.lib.uncertainty import performance_intervals
-from mlcomops_assets.metadata import table
+from mlcomops_assets.metadata import figure, table
 from mlcomops_assets.publish_gate import publish_on_pass
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
@@ -63,16 +64,16 @@ def model_evaluation(
         "balanced_accuracy": gate.min_balanced_accuracy,
     }
     on = today()
-    outcome = assess(policy, on, evaluation=report)
+    gate_outcome = assess(policy, on, evaluation=report)
     report["gate"] = {
-        "status": outcome.status.value,
-        "verdict": outcome.verdict(on, "every gated metric reaches its minimum"),
+        "status": gate_outcome.status.value,
+        "verdict": gate_outcome.verdict(on, "every gated metric reaches its minimum"),
     }
-    report["waived"] = outcome.short_waived_texts()
+    report["waived"] = gate_outcome.short_waived_texts()
     output = dg.Output(
         report,
         metadata={
-            **{k: float(v) for k, v in scalars.items()},
+            **{k: figure(v) for k, v in scalars.items()},
             "dagster/row_count": report["rows"],
             "model_uri": model_record["model_uri"],
             **{
@@ -85,15 +86,23 @@ def model_evaluation(
             ),
         },
     )
+    figures = {}
+    for metric in _GATED:  # each gated metric next to its minimum (the `.limit`)
+        figures.update(with_limit(metric, float(report[metric]), minimums[metric]))
+    leakage = policy.gates.leakage
+    if leakage.severity == "block":  # a holdout ROC AUC from this value on blocks as a symptom of leakage
+        figures["roc_auc.leakage_limit"] = figure(leakage.max_holdout_auc)
     check = dg.AssetCheckResult(
         check_name=MEETS_PERFORMANCE_MINIMUM,
-        passed=outcome.passed,
+        passed=gate_outcome.passed,
         description=report["gate"]["verdict"],
         metadata={
-            **{m: float(report[m]) for m in _GATED},
-            **{f"min_{m}": float(v) for m, v in minimums.items()},
-            "status": outcome.status.value,
+            **outcome(gate_outcome.status, report["gate"]["verdict"]),
+            **figures,
+            "rows": report["rows"],
             "waived": "; ".join(report["waived"]) or "(none)",
+            # Only a passing report is published (below); a failed one keeps the last published version.
+            **({"report": published_record(project, MODEL_EVALUATION)} if gate_outcome.passed else {}),
         },
     )
     # Audit before publish: the IO manager writes the record only when the check passed.

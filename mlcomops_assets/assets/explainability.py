@@ -4,6 +4,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from mlcomops_assets.check_metadata import outcome, with_limit
 from mlcomops_assets.constants import (
     EVIDENCE,
     EXPLANATIONS_ARE_FAITHFUL,
@@ -13,6 +14,7 @@ from mlcomops_assets.constants import (
 )
 from mlcomops_assets.lib import explain
 from mlcomops_assets.lib.files import write_atomic
+from mlcomops_assets.lib.gates import Status
 from mlcomops_assets.metadata import table
 from mlcomops_assets.publish_gate import publish_on_pass
 from mlcomops_assets.resources import MlflowSession, ProjectResource
@@ -60,15 +62,19 @@ def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectRe
     margin = explain.explained_output(model, sample, policy)
     base = float(np.ravel(explainer.expected_value)[-1])
     additivity_error = float(np.max(np.abs(base + values.sum(axis=1).to_numpy() - margin)))
+    limit = policy.gates.explainability.max_additivity_error
+    passed = additivity_error <= limit
+    verdict = (
+        f"max |base + sum(SHAP) - {scale.replace('_', '-')}| = {additivity_error:.2e} over {len(sample)} rows "
+        f"(gates.explainability.max_additivity_error {limit:g})"
+    )
     check = dg.AssetCheckResult(
         check_name=EXPLANATIONS_ARE_FAITHFUL,
-        passed=additivity_error <= policy.gates.explainability.max_additivity_error,
-        description=f"max |base + sum(SHAP) - {scale.replace('_', '-')}| = {additivity_error:.2e} over "
-        f"{len(sample)} rows "
-        f"(gates.explainability.max_additivity_error {policy.gates.explainability.max_additivity_error:g})",
+        passed=passed,
+        description=verdict,
         metadata={
-            "additivity_error": additivity_error,
-            "max_additivity_error": policy.gates.explainability.max_additivity_error,
+            **outcome(Status.PASSED if passed else Status.FAILED, verdict),
+            **with_limit("additivity_error", additivity_error, limit),
             "rows": len(sample),
         },
     )
@@ -126,7 +132,8 @@ def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectRe
             "explainer_path": dg.MetadataValue.path(str(explainer_path)),
         },
     )
-    yield check
+    # The published plot of this explainer, linked from the check too (written only once it passed).
+    yield check.with_metadata({**check.metadata, "plot": dg.MetadataValue.url(project.report_link(plot_path))})
 
 
 def _b64(path) -> str:

@@ -5,11 +5,12 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from mlcomops_assets.check_metadata import analysis_key, fairness_figures, outcome, published_record
 from mlcomops_assets.constants import EVIDENCE, FAIRNESS_REPORT, FAIRNESS_WITHIN_THRESHOLDS, HOLDOUT_DATA, TRAINED_MODEL
 from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.fairness import fairness_report as compute_fairness
 from mlcomops_assets.lib.gates import FAIRNESS_METRICS, assess, today
-from mlcomops_assets.metadata import table
+from mlcomops_assets.metadata import figure, table
 from mlcomops_assets.publish_gate import publish_on_pass
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
@@ -22,22 +23,6 @@ _GROUP_COLUMNS = [
     "false_positive_rate",
     "accuracy",
 ]
-
-
-def _metric_key(name: str) -> str:
-    return name.replace(" x ", "_x_").replace(" ", "_")
-
-
-def _extremes(report: dict) -> dict[str, float]:
-    """The measured figures next to their limits, so the check's plot over time shows the gaps themselves."""
-    measured = [r for r in report["attributes"].values() if r.get("evaluable")]
-    if not measured:
-        return {}
-    return {
-        "largest_demographic_parity_difference": max(float(r["demographic_parity_difference"]) for r in measured),
-        "largest_equalized_odds_difference": max(float(r["equalized_odds_difference"]) for r in measured),
-        "smallest_demographic_parity_ratio": min(float(r["demographic_parity_ratio"]) for r in measured),
-    }
 
 
 @dg.asset(
@@ -78,12 +63,12 @@ def fairness_report(
     report = compute_fairness(holdout, modeling.labels(holdout, policy), y_pred, policy)
     report["model_uri"] = model_record["model_uri"]
     on = today()
-    outcome = assess(policy, on, fairness=report)
-    report["violations"] = outcome.blocking_texts(on)
-    report["waived"] = outcome.short_waived_texts()
+    gate_outcome = assess(policy, on, fairness=report)
+    report["violations"] = gate_outcome.blocking_texts(on)
+    report["waived"] = gate_outcome.short_waived_texts()
     report["gate"] = {
-        "status": outcome.status.value,
-        "verdict": outcome.verdict(on, "every fairness gap is within the policy's thresholds"),
+        "status": gate_outcome.status.value,
+        "verdict": gate_outcome.verdict(on, "every fairness gap is within the policy's thresholds"),
     }
     report["decided_on"] = on.isoformat()
 
@@ -91,35 +76,34 @@ def fairness_report(
     for name, result in report["attributes"].items():
         if result.get("evaluable"):
             for metric in FAIRNESS_METRICS:
-                gaps[f"{metric}/{_metric_key(name)}"] = float(result[metric])
+                gaps[f"{metric}/{analysis_key(name)}"] = float(result[metric])
                 interval = result["intervals"][metric]
-                gaps[f"{metric}/{_metric_key(name)}/ci"] = f"[{interval['low']:.3f}, {interval['high']:.3f}]"
+                gaps[f"{metric}/{analysis_key(name)}/ci"] = f"[{interval['low']:.3f}, {interval['high']:.3f}]"
     mlflow_session.log_evidence(
         model_record["run_id"],
         {f"fairness.{k.replace('/', '.')}": v for k, v in gaps.items() if isinstance(v, float)},
         {"fairness/report.json": report},
     )
     metadata: dict[str, Any] = {
-        f"groups/{_metric_key(name)}": table(result["groups"], _GROUP_COLUMNS)
+        f"groups/{analysis_key(name)}": table(result["groups"], _GROUP_COLUMNS)
         for name, result in report["attributes"].items()
     }
-    metadata.update(gaps)
+    metadata.update({k: figure(v) if isinstance(v, float) else v for k, v in gaps.items()})
     metadata["model_uri"] = model_record["model_uri"]
-    gate = policy.gates.fairness
     output = dg.Output(report, metadata=metadata)
     check = dg.AssetCheckResult(
         check_name=FAIRNESS_WITHIN_THRESHOLDS,
-        passed=outcome.passed,
+        passed=gate_outcome.passed,
         description=report["gate"]["verdict"],
+        # Each gap of each analysis next to its limit, so the check's plots show the measured gaps.
         metadata={
-            "max_demographic_parity_difference": gate.max_demographic_parity_difference,
-            "max_equalized_odds_difference": gate.max_equalized_odds_difference,
-            "min_demographic_parity_ratio": gate.min_demographic_parity_ratio,
-            "min_group_size": gate.min_group_size,
-            **_extremes(report),
-            "status": outcome.status.value,
+            **outcome(gate_outcome.status, report["gate"]["verdict"]),
+            **fairness_figures(report["attributes"], gate_outcome, policy),
+            "min_group_size": policy.gates.fairness.min_group_size,
             "violations": len(report["violations"]),
             "waived": "; ".join(report["waived"]) or "(none)",
+            # Only a passing report is published (below); a failed one keeps the last published version.
+            **({"report": published_record(project, FAIRNESS_REPORT)} if gate_outcome.passed else {}),
         },
     )
     # Audit before publish: the IO manager writes the record only when the check passed.

@@ -4,6 +4,7 @@ every production batch."""
 import dagster as dg
 import pandas as pd
 
+from mlcomops_assets.check_metadata import fairness_figures, outcome, with_limit
 from mlcomops_assets.constants import (
     ALARM_OF_CHECK,
     BATCH_FAIRNESS_WITHIN_THRESHOLDS,
@@ -23,7 +24,8 @@ from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.batches import labeled_rows
 from mlcomops_assets.lib.drift import drift_report as compute_drift
 from mlcomops_assets.lib.files import atomic_path, write_atomic
-from mlcomops_assets.metadata import table
+from mlcomops_assets.lib.gates import DRIFT_SHARE, OUTLIER_SHARE, POSITIVE_RATE_CHANGE, SCORE_KS
+from mlcomops_assets.metadata import figure, table
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
 
@@ -171,26 +173,56 @@ def batch_monitoring(
     metadata = {
         "rows": len(batch),
         "model_uri": model_uri,
-        "data_drift_share": float(drift["drift_share"]),
+        "data_drift_share": figure(drift["drift_share"]),
         "drifted_columns": int(drift["drifted_columns"]),
-        "score_ks": float(pred_drift["score_ks"]),
-        "positive_rate": float(pred_drift["batch_positive_rate"]),
-        "positive_rate_change": float(pred_drift["positive_rate_change"]),
-        "outlier_share": float(share),
+        "score_ks": figure(pred_drift["score_ks"]),
+        "positive_rate": figure(pred_drift["batch_positive_rate"]),
+        "positive_rate_change": figure(pred_drift["positive_rate_change"]),
+        "outlier_share": figure(share),
         "labeled_rows": len(labeled),
         "alarms": ", ".join(alarms) or "(none)",
         "drift_columns": table(drift["columns"]),
         "drift_report": dg.MetadataValue.url(project.report_link(html)),
         "drift_report_path": dg.MetadataValue.path(str(html)),
         **{
-            k: float(quality[k])
+            k: figure(quality[k])
             for k in ("roc_auc", "accuracy", "balanced_accuracy", "largest_fairness_gap")
             if k in quality
         },
     }
     context.log.info(f"batch {key}: alarms {alarms or 'none'}")
     yield dg.Output(report, metadata=metadata)
+    figures = {
+        BATCH_NO_DATA_DRIFT: {
+            **with_limit(DRIFT_SHARE, drift["drift_share"], policy.gates.drift.drift_share),
+            "drifted_columns": int(drift["drifted_columns"]),
+            "watched_columns": len(drift["columns"]),
+            "drift_report": dg.MetadataValue.url(project.report_link(html)),
+        },
+        BATCH_NO_PREDICTION_DRIFT: {
+            **with_limit(SCORE_KS, pred_drift["score_ks"], policy.monitoring.max_score_ks),
+            **with_limit(
+                POSITIVE_RATE_CHANGE, pred_drift["positive_rate_change"], policy.monitoring.max_positive_rate_change
+            ),
+            "positive_rate": figure(pred_drift["batch_positive_rate"]),
+            "reference_positive_rate": figure(pred_drift["reference_positive_rate"]),
+            "model_uri": model_uri,
+        },
+        BATCH_OUTLIERS_WITHIN_LIMIT: {
+            **with_limit(OUTLIER_SHARE, share, policy.monitoring.max_outlier_share),
+            "reference_outlier_share": figure(detector["reference_outlier_share"]),
+        },
+        BATCH_FAIRNESS_WITHIN_THRESHOLDS: {
+            "labeled_rows": len(labeled),
+            **(fairness_figures(quality["fairness"], fairness, policy) if fairness is not None else {}),
+        },
+    }
     for name, verdict in verdicts.items():
         yield dg.AssetCheckResult(
-            check_name=name, passed=verdict.passed, severity=dg.AssetCheckSeverity.WARN, description=verdict.text
+            check_name=name,
+            passed=verdict.passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=verdict.text,
+            # The batch, each figure next to its limit, the status: plotted across batches in the UI.
+            metadata={**outcome(verdict.status, verdict.text, batch=key), **figures[name], "rows": len(batch)},
         )

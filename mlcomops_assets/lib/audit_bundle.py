@@ -145,6 +145,19 @@ def _copy_items(items: Iterable[EvidenceItem], staging: Path) -> list[dict[str, 
     return entries
 
 
+def item_digests(items: Iterable[EvidenceItem]) -> dict[str, str]:
+    """SHA-256 of every file the items would contribute, by its path in a bundle (nothing is written):
+    lets a caller see whether an existing bundle already holds exactly this evidence."""
+    digests = {}
+    for item in items:
+        for name, origin in _expand(item):
+            data = origin if isinstance(origin, bytes) else None
+            digests[f"{ITEMS}/{item.kind}/{name}"] = (
+                hashlib.sha256(data).hexdigest() if data is not None else file_sha256(origin)
+            )
+    return digests
+
+
 def _entry(name: str, kind: str, relative: str, file: Path, source: str) -> dict[str, Any]:
     # Hashed from the copy in the bundle: that is what verification will read.
     return {

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from mlcomops_assets.lib.gx_scrub import AGGREGATE_OBSERVED, error_type, safe_error, scrub_exception, scrub_result
+from mlcomops_assets.lib.offline_html import make_data_docs_offline
 from mlcomops_assets.lib.rules import Kind, Rule
 
 
@@ -174,14 +175,16 @@ def _context(suite_name: str, docs_dir: Path | None):
     )
 
 
-def _build_docs(context, identifier, suite_result) -> Path | None:
+def _build_docs(context, identifier, suite_result, docs_dir: Path) -> Path | None:
     """Render Data Docs from the scrubbed result: it replaces GX's stored copy (in memory only, the
-    context is ephemeral), so no page is ever rendered from a result that still holds cell values."""
+    context is ephemeral), so no page is ever rendered from a result that still holds cell values.
+    The pages are then rewritten to work offline (no script, nothing loaded from a CDN, a static index)."""
     context.validation_results_store.set(identifier, suite_result)
     # The validation page and its suite's page; the result's identifier names the suite.
     context.build_data_docs(
         site_names=[DOCS_SITE], resource_identifiers=[identifier, identifier.expectation_suite_identifier]
     )
+    make_data_docs_offline(docs_dir, DOCS_SITE)
     urls = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE)
     if urls and urls[0].get("site_url"):
         return Path(urls[0]["site_url"].removeprefix("file://"))
@@ -246,7 +249,7 @@ def validate(frame: pd.DataFrame, rules: list[Rule], suite_name: str, docs_dir: 
                 item.exception_info, safe_error(rule.expectation, kind, rule.column, frame)
             )
         item.result = scrub_result(rule.expectation, item.result)
-    docs_page = _build_docs(context, identifier, suite_result) if docs_dir is not None else None
+    docs_page = _build_docs(context, identifier, suite_result, docs_dir) if docs_dir is not None else None
     outcome = suite_result.to_json_dict()
 
     results: dict[str, RuleResult] = {}

@@ -27,6 +27,7 @@ from mlcomops_assets.lib.rules import IDENTIFIER_PATTERN, MAX_UNIQUE_SHARE_OF_TE
 from mlcomops_assets.policy import (
     ColumnRole,
     ColumnType,
+    DocumentationSpec,
     EvaluationGate,
     GatesSpec,
     MonitoringSpec,
@@ -820,8 +821,24 @@ def render(draft: Draft, source_label: str, today: dt.date | None = None) -> str
         "",
         "# Exceptions to a gate, each approved, reasoned and dated (see the project's governance.yaml).",
         "waivers: []",
+        "",
+        *_documentation_lines(),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _documentation_lines() -> list[str]:
+    """The ``documentation:`` section, commented out: one line per provider statement, each saying what to
+    write. Left like this, every statement is listed as open in the generated technical documentation."""
+    lines = [
+        "# What only the provider can state in the generated technical documentation (EU AI Act Annex IV) and",
+        "# model card; every figure there comes from the evidence. A key left out is listed as open, never",
+        "# filled in. TODO: write each statement, then uncomment the section and the keys you wrote.",
+        "# documentation:",
+    ]
+    for key, spec in DocumentationSpec.model_fields.items():
+        lines.append("# " + _line(1, f"{key}:", f"TODO: {spec.description or ''}"))
+    return lines
 
 
 def draft_text(

@@ -3,6 +3,7 @@ and missing shares; it validates with the policy schema and never quotes an iden
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from mlcomops_assets.lib.policy_draft import (
     row_bounds,
     source_reference,
 )
-from mlcomops_assets.policy import ColumnRole, ColumnType, Policy, load_policy, parse_policy
+from mlcomops_assets.policy import ColumnRole, ColumnType, DocumentationSpec, Policy, load_policy, parse_policy
 
 IDENTIFIERS = ["customer_id", "full_name", "email", "phone"]
 
@@ -272,3 +273,15 @@ def test_the_accuracy_floor_is_the_majority_share_of_this_data() -> None:
     frame["approved"] = (np.arange(len(frame)) % 10 < 7).astype(int)  # 70% "1"
     _, policy = _draft(frame)
     assert policy.gates.evaluation.min_accuracy == 0.7
+
+
+def test_the_draft_lists_every_documentation_statement_commented_out() -> None:
+    """Every provider statement of the technical documentation is in the draft as a TODO, left out (so the
+    generated documents list it as open); uncommenting the section as it is still gives a valid policy."""
+    text, policy = _draft(applicants())
+    assert policy.documentation == DocumentationSpec()
+    block = text[text.index("# documentation:") :]
+    for key in DocumentationSpec.model_fields:
+        assert re.search(rf"^#   {key}: +# TODO: ", block, re.MULTILINE), key
+    uncommented = yaml.safe_load("\n".join(line.removeprefix("# ") for line in block.splitlines()))
+    assert parse_policy({**yaml.safe_load(text), **uncommented}).documentation == DocumentationSpec()

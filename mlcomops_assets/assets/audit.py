@@ -1,0 +1,403 @@
+"""Audit: the compliance matrix and one signed, hash-chained evidence bundle per registered model version.
+
+Both run after a graph run whatever its outcome (the `audit` job, launched by `make run` and by the
+audit sensor), so a version that was blocked at promotion is documented as well as one that was
+promoted, and a tightened limit shows as a failed requirement in the matrix.
+"""
+
+import json
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from mlcomops_assets.constants import (
+    AUDIT,
+    AUDIT_BUNDLE,
+    BATCH_MONITORING,
+    CHAMPION_MODEL,
+    COMPLIANCE_MATRIX,
+    FAIRNESS_REPORT,
+    MODEL_EVALUATION,
+    MODEL_SELECTION_REPORT,
+    OUTLIER_DETECTOR,
+    SHAP_EXPLAINER,
+    STORAGE_FOLDER,
+    TRAINED_MODEL,
+)
+from mlcomops_assets.lib import audit_bundle as ab
+from mlcomops_assets.lib.files import file_sha256, write_atomic
+from mlcomops_assets.metadata import table
+from mlcomops_assets.resources import EvidenceCatalog, MlflowSession, ProjectResource
+from mlcomops_assets.settings import REPOSITORY_ROOT, ProjectPaths
+
+# Evidence JSON written by the assets of the registered version, by the name it gets in the bundle.
+_VERSION_REPORTS = {
+    "model_selection_report.json": MODEL_SELECTION_REPORT,
+    "model_evaluation.json": MODEL_EVALUATION,
+    "fairness_report.json": FAIRNESS_REPORT,
+    "shap_explainer.json": SHAP_EXPLAINER,
+}
+_LOCKS = ("requirements/runtime.lock", "requirements/dvc.lock", "requirements/tools.lock", "pyproject.toml")
+
+
+def _stored(paths: ProjectPaths, key: dg.AssetKey, suffix: str = ".json") -> Path:
+    name = key.path[-1]
+    return paths.data_dir / STORAGE_FOLDER[name] / f"{name}{suffix}"
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+@dg.asset(
+    key=COMPLIANCE_MATRIX,
+    deps=[CHAMPION_MODEL, BATCH_MONITORING],
+    group_name=AUDIT,
+    kinds={"yaml"},
+    code_version="1",
+    tags={"compliance/personal_data": "none", "compliance/control": "compliance-matrix"},
+)
+def compliance_matrix(
+    context: dg.AssetExecutionContext, project: ProjectResource, evidence_catalog: EvidenceCatalog
+) -> dg.MaterializeResult:
+    """Each requirement of the repository's list (DSK, BaFin, GDPR, EU AI Act) evaluated against the
+    latest materializations and check results that evidence it: satisfied, waived (by whom, until
+    when), failed, not evaluated, or not covered by the project (with the reason).
+
+    Nothing is satisfied without an observation: an asset never materialized or a check never run
+    makes its requirements "not evaluated". Written as JSON, Markdown and HTML below
+    ``data/published/audit/`` and shown here as a table; each audit bundle carries a copy.
+    """
+    from mlcomops_assets.compliance_evidence import observe
+    from mlcomops_assets.lib import compliance
+
+    requirements = compliance.load_requirements(project.paths.requirements_file)
+    observations = observe(context.instance, evidence_catalog.ids, compliance.evidence_ids(requirements))
+    rows = compliance.evaluate(requirements, observations)
+    target = project.paths.published_audit_dir
+    target.mkdir(parents=True, exist_ok=True)
+    write_atomic(target / "compliance_matrix.json", lambda t: t.write_text(compliance.to_json(rows), encoding="utf-8"))
+    write_atomic(
+        target / "compliance_matrix.md", lambda t: t.write_text(compliance.to_markdown(rows), encoding="utf-8")
+    )
+    html = write_atomic(
+        target / "compliance_matrix.html", lambda t: t.write_text(compliance.to_html(rows), encoding="utf-8")
+    )
+    counts = compliance.counts(rows)
+    context.log.info("compliance matrix: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    return dg.MaterializeResult(
+        metadata={
+            **{f"requirements.{status.replace(' ', '_')}": n for status, n in counts.items()},
+            "matrix": table(
+                [
+                    {
+                        "id": r.id,
+                        "framework": r.framework,
+                        "reference": r.reference,
+                        "title": r.title,
+                        "status": str(r.status),
+                        "detail": r.detail,
+                    }
+                    for r in rows
+                ]
+            ),
+            "report": dg.MetadataValue.url(project.report_link(html)),
+        }
+    )
+
+
+def _data_version(paths: ProjectPaths, model_record: dict) -> dict[str, Any]:
+    """Hashes (never the rows) of the data the version was trained and evaluated on."""
+    import pyarrow.parquet as pq
+
+    layers = {}
+    for path in [paths.validated_dir / "validated_data.parquet", *sorted(paths.prepared_dir.glob("*.parquet"))]:
+        if path.is_file():
+            layers[path.relative_to(paths.home).as_posix()] = {
+                "sha256": file_sha256(path),
+                "rows": pq.ParquetFile(path).metadata.num_rows,
+            }
+    return {
+        "raw_data_md5": model_record.get("raw_data_md5"),
+        "raw_data_md5_note": "DVC's md5 of data/raw (dvc.lock), recorded by validated_data and the model",
+        "layers": layers,
+        "contract": _read_json(paths.validation_dir / "contract_verdict.json"),
+    }
+
+
+def _evidence_items(
+    paths: ProjectPaths, model_record: dict, missing: list[str]
+) -> tuple[list[ab.EvidenceItem], dict[str, Any]]:
+    """Copies of the version's file evidence, and the loaded reports the documentation quotes.
+
+    A report produced for another model version is left out and named in ``missing``: a bundle never
+    attributes one version's evidence to another.
+    """
+    items: list[ab.EvidenceItem] = []
+    loaded: dict[str, Any] = {}
+    model_uri = model_record["model_uri"]
+    rel = lambda p: p.relative_to(paths.home).as_posix()  # noqa: E731
+    for name, key in _VERSION_REPORTS.items():
+        path = _stored(paths, key)
+        report = _read_json(path)
+        if report is None:
+            missing.append(f"{name} (never written)")
+            continue
+        about = report.get("chosen_model_uri") or report.get("model_uri")
+        if key == MODEL_SELECTION_REPORT:
+            about = report.get("chosen_run_id")
+            matches = about == model_record.get("run_id")
+        else:
+            matches = about == model_uri
+        if not matches:
+            missing.append(f"{name} (the latest one is about {about}, not {model_uri})")
+            continue
+        items.append(ab.EvidenceItem(name, "report", rel(path), path=path))
+        loaded[key.path[-1]] = report
+    for extra in ("model_selection.html", "model_selection.md"):
+        path = paths.published_dir / "selection" / extra
+        if MODEL_SELECTION_REPORT.path[-1] in loaded and path.is_file():
+            items.append(ab.EvidenceItem(extra, "report", rel(path), path=path))
+    explain_dir = paths.published_dir / "reports" / "explainability"
+    if SHAP_EXPLAINER.path[-1] in loaded and explain_dir.is_dir() and any(explain_dir.iterdir()):
+        items.append(ab.EvidenceItem("explainability", "report", rel(explain_dir), path=explain_dir))
+    outliers = _stored(paths, OUTLIER_DETECTOR)
+    if outliers.is_file():
+        loaded[OUTLIER_DETECTOR.path[-1]] = _read_json(outliers)
+        items.append(ab.EvidenceItem("outlier_detector.json", "report", rel(outliers), path=outliers))
+    monitoring = []
+    for path in sorted(
+        (paths.data_dir / STORAGE_FOLDER[BATCH_MONITORING.path[-1]] / "batch_monitoring").glob("*.json")
+    ):
+        batch = _read_json(path)
+        monitoring.append(batch)
+        items.append(ab.EvidenceItem(f"batch_monitoring/{path.name}", "report", rel(path), path=path))
+        drift = paths.published_dir / "batch_reports" / f"drift-{path.stem}.html"
+        if drift.is_file():
+            items.append(ab.EvidenceItem(f"batch_reports/{drift.name}", "report", rel(drift), path=drift))
+    loaded["monitoring"] = monitoring
+    matrix = paths.published_audit_dir / "compliance_matrix.json"
+    for suffix in (".json", ".html"):
+        path = matrix.with_suffix(suffix)
+        if path.is_file():
+            items.append(ab.EvidenceItem(f"compliance_matrix{suffix}", "report", rel(path), path=path))
+    loaded["compliance"] = _read_json(matrix)
+    contract = paths.validation_dir / "contract_verdict.json"
+    if contract.is_file():
+        items.append(ab.EvidenceItem("contract_verdict.json", "validation", rel(contract), path=contract))
+    if paths.data_docs_dir.is_dir():
+        items.append(ab.EvidenceItem("data_docs", "validation", rel(paths.data_docs_dir), path=paths.data_docs_dir))
+    else:
+        missing.append("Data Docs (never built)")
+    for name in ("governance.yaml", "params.yaml"):
+        path = paths.home / name
+        if path.is_file():
+            items.append(ab.EvidenceItem(name, "policy", rel(path), path=path))
+    for lock in _LOCKS:
+        path = REPOSITORY_ROOT / lock
+        if path.is_file():
+            items.append(ab.EvidenceItem(lock, "lock", lock, path=path))
+    dvc_lock = paths.home / "dvc.lock"
+    if dvc_lock.is_file():
+        items.append(ab.EvidenceItem("dvc.lock", "data_version", "dvc.lock", path=dvc_lock))
+    return items, loaded
+
+
+def _documentation(
+    items: list[ab.EvidenceItem], loaded: dict[str, Any], meta: dict[str, Any], policy, extra: dict[str, Any]
+) -> list[ab.EvidenceItem]:
+    """The Annex IV technical documentation and the model card, generated from the evidence above; each
+    figure links to the bundle item it comes from."""
+    from mlcomops_assets.lib import technical_documentation as td
+
+    compliance = loaded.get("compliance")
+    evidence = td.Evidence(
+        meta=meta,
+        model_record=extra["model_record"],
+        selection=loaded.get(MODEL_SELECTION_REPORT.path[-1]),
+        evaluation=loaded.get(MODEL_EVALUATION.path[-1]),
+        fairness=loaded.get(FAIRNESS_REPORT.path[-1]),
+        explainer=loaded.get(SHAP_EXPLAINER.path[-1]),
+        outlier_detector=loaded.get(OUTLIER_DETECTOR.path[-1]),
+        monitoring=loaded.get("monitoring") or [],
+        promotion=extra["verdict"],
+        contract=extra["data_version"].get("contract"),
+        data_version=extra["data_version"],
+        policy=policy,
+        compliance=compliance.get("rows", []) if isinstance(compliance, dict) else (compliance or []),
+        sbom=extra["sbom"],
+        locks=[i.name for i in items if i.kind == "lock"],
+        links={item.name: f"{ab.ITEMS}/{item.kind}/{item.name}" for item in items},
+    )
+    return [
+        ab.EvidenceItem(name, "documentation", "generated from the items of this bundle", content=text.encode())
+        for name, text in td.render_documents(evidence).items()
+    ]
+
+
+def _previous_bundle(model_dir: Path, version: int) -> tuple[str | None, int | None]:
+    """The manifest hash of the newest bundle below ``version`` (the chain's link) and its number."""
+    earlier = [(n, folder) for n, folder in ab.version_dirs(model_dir) if n < version] if model_dir.is_dir() else []
+    if not earlier:
+        return None, None
+    number, folder = earlier[-1]
+    return ab.manifest_sha256(folder / ab.MANIFEST), number
+
+
+@dg.asset(
+    key=AUDIT_BUNDLE,
+    deps=[COMPLIANCE_MATRIX, TRAINED_MODEL, CHAMPION_MODEL, BATCH_MONITORING],
+    group_name=AUDIT,
+    kinds={"json"},
+    code_version="1",
+    output_required=False,
+    tags={"compliance/personal_data": "none", "compliance/control": "audit-evidence"},
+)
+def audit_bundle(context: dg.AssetExecutionContext, project: ProjectResource, mlflow_session: MlflowSession):
+    """The evidence of the registered model version in one folder an auditor can verify offline:
+    ``data/audit/<registered model>/v<version>/`` (and a zip beside it).
+
+    It holds the raw data's DVC md5 and the validated and split data's SHA-256 (never rows), the
+    policy and DVC params, the contract verdict and Data Docs, every candidate's MLflow run
+    (parameters, metrics, artifact hashes), the selection report, the model artifact, evaluation,
+    fairness with intervals, SHAP summary, batch monitoring and drift reports, the promotion verdict
+    (also of a blocked version) and its signed record, the compliance matrix, the dependency locks, a
+    CycloneDX SBOM, and the Annex IV documentation and model card generated from all of it. Its
+    ``manifest.json`` lists each file's SHA-256, is signed with the promotion key (Ed25519) and records
+    the hash of the previous version's manifest. Check it with ``mlcomops audit verify``.
+
+    The bundle of the newest version is rebuilt when its evidence changes (a new monitored batch),
+    recording the manifest it replaces; an older version's bundle is never rewritten, so the chain
+    stays intact. Skipped when no version was registered yet.
+    """
+    from mlcomops_assets.audit_evidence import copy_model, export_run, version_verdict
+    from mlcomops_assets.lib import promotion_record as pr
+    from mlcomops_assets.lib.sbom import build_sbom
+
+    paths = project.paths
+    model_record = _read_json(_stored(paths, TRAINED_MODEL))
+    if model_record is None:
+        context.log.info("no registered model version yet: no audit bundle")
+        return
+    policy = project.policy()
+    name, version = model_record["registered_name"], str(model_record["version"])
+    model_dir = paths.audit_dir / name
+    folder = model_dir / f"v{version}"
+    newer = [n for n, _ in ab.version_dirs(model_dir) if n > int(version)] if model_dir.is_dir() else []
+    if newer:
+        raise dg.Failure(
+            description=f"{name} v{version} is not the newest bundled version (v{max(newer)} exists): an older "
+            "bundle is never rewritten, since the bundles after it chain to its manifest"
+        )
+    key = mlflow_session.signing_key(create=True)
+    client = mlflow_session.client()
+    missing: list[str] = []
+    items, loaded = _evidence_items(paths, model_record, missing)
+    verdict = version_verdict(client, name, version, pr.public_key_hex(key))
+    data_version = _data_version(paths, model_record)
+    trained_at = datetime.fromisoformat(model_record["trained_at"])
+    sbom = build_sbom(
+        [REPOSITORY_ROOT / lock for lock in _LOCKS if lock.endswith(".lock")],
+        "mlcomops_assets",
+        model_record.get("git_commit", "unknown"),
+        trained_at,
+        [("mlcomops:registered_model", name), ("mlcomops:version", version)],
+    )
+    items += [
+        ab.EvidenceItem("data_version.json", "data_version", "validated and split data", content=_json(data_version)),
+        ab.EvidenceItem(
+            "trained_model.json",
+            "record",
+            _rel(paths, _stored(paths, TRAINED_MODEL)),
+            path=_stored(paths, TRAINED_MODEL),
+        ),
+        ab.EvidenceItem("promotion_verdict.json", "record", f"models:/{name}/{version} tags", content=_json(verdict)),
+        ab.EvidenceItem("sbom.cdx.json", "sbom", "requirements/*.lock (CycloneDX 1.6)", content=sbom.encode()),
+    ]
+    published_record = paths.published_dir / "promotion" / f"{name}-v{version}.json"
+    if published_record.is_file():
+        items.append(
+            ab.EvidenceItem(published_record.name, "record", _rel(paths, published_record), path=published_record)
+        )
+    run_ids = [c["run_id"] for c in (loaded.get(MODEL_SELECTION_REPORT.path[-1]) or {}).get("candidates", [])]
+    for run_id in dict.fromkeys(run_ids + [model_record["run_id"]]):
+        items.append(
+            ab.EvidenceItem(
+                f"mlflow_run_{run_id}.json", "run", f"runs:/{run_id}", content=_json(export_run(client, run_id))
+            )
+        )
+    with tempfile.TemporaryDirectory(prefix="mlcomops-audit-model-") as tmp:
+        local, artifact_sha256 = copy_model(client, name, version, Path(tmp))
+        items.append(ab.EvidenceItem("model", "model", f"models:/{name}/{version}", path=local))
+        meta = {
+            "registered_model": name,
+            "version": version,
+            "model_uri": model_record["model_uri"],
+            "artifact_sha256": artifact_sha256,
+            "git_commit": model_record.get("git_commit", "unknown"),
+            "policy_fingerprint": model_record.get("policy_fingerprint"),
+            "policy_fingerprint_now": policy.fingerprint,
+            "raw_data_md5": model_record.get("raw_data_md5"),
+            "promoted": verdict["promoted"],
+            "verdict": verdict["verdict"]
+            or "not promoted: no promotion verdict was recorded (a blocking check stopped the run before "
+            "promotion; the compliance matrix names it)",
+            "missing_evidence": missing,
+        }
+        if verdict["promoted"] and verdict["promotion_record"]["artifact_sha256"] != artifact_sha256:
+            raise dg.Failure(
+                description=f"{name} v{version}: the registered artifact's SHA-256 {artifact_sha256[:12]}... differs "
+                f"from the signed promotion record's {verdict['promotion_record']['artifact_sha256'][:12]}...: "
+                "the artifact changed since promotion; no bundle is made of it"
+            )
+        extra = {
+            "model_record": model_record,
+            "verdict": verdict,
+            "data_version": data_version,
+            "sbom": {"components": len(json.loads(sbom).get("components", []))},
+        }
+        previous_hash, previous_number = _previous_bundle(model_dir, int(version))
+        meta["previous_manifest_sha256"] = previous_hash
+        items += _documentation(items, loaded, meta, policy, extra)
+        replaced = ab.manifest_sha256(folder / ab.MANIFEST) if folder.exists() else None
+        if replaced is not None and _unchanged(folder, items):
+            context.log.info(f"{name} v{version}: the evidence is unchanged since its bundle was made; kept as it is")
+            bundle = ab.Bundle(folder, folder / ab.MANIFEST, folder.with_name(folder.name + ".zip"), replaced)
+        else:
+            if replaced is not None:
+                meta["replaces_manifest_sha256"] = replaced
+            bundle = ab.build_bundle(items, folder, previous_hash, key, meta, replace=replaced is not None)
+    manifest = json.loads(bundle.manifest_path.read_text(encoding="utf-8"))
+    yield dg.MaterializeResult(
+        metadata={
+            "bundle": dg.MetadataValue.path(str(bundle.folder)),
+            "zip": dg.MetadataValue.path(str(bundle.zip_path)),
+            "manifest_sha256": bundle.manifest_sha256,
+            "previous_version": f"v{previous_number}" if previous_number else "(first version)",
+            "items": len(manifest["items"]),
+            "model_version": f"{name} v{version}",
+            "artifact_sha256": manifest["meta"]["artifact_sha256"],
+            "promoted": bool(manifest["meta"]["promoted"]),
+            "missing_evidence": "; ".join(manifest["meta"]["missing_evidence"]) or "(none)",
+            "signing_public_key": manifest["public_key"],
+            "verify_with": f"mlcomops audit verify {bundle.folder} --public-key {manifest['public_key']}",
+        }
+    )
+
+
+def _unchanged(folder: Path, items: list[ab.EvidenceItem]) -> bool:
+    """Whether the bundle in ``folder`` already holds exactly these items, byte for byte."""
+    manifest = _read_json(folder / ab.MANIFEST) or {}
+    recorded = {e["path"]: e["sha256"] for e in manifest.get("items", []) if e["kind"] != ab.INDEX_KIND}
+    return recorded == ab.item_digests(items)
+
+
+def _json(payload: Any) -> bytes:
+    return (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
+def _rel(paths: ProjectPaths, path: Path) -> str:
+    return path.relative_to(paths.home).as_posix()
