@@ -216,7 +216,7 @@ def _documentation(
     compliance = loaded.get("compliance")
     evidence = td.Evidence(
         meta=meta,
-        model_record=extra["model_record"],
+        model_record=extra.get("model_record"),
         selection=loaded.get(MODEL_SELECTION_REPORT.path[-1]),
         evaluation=loaded.get(MODEL_EVALUATION.path[-1]),
         fairness=loaded.get(FAIRNESS_REPORT.path[-1]),
@@ -224,11 +224,11 @@ def _documentation(
         outlier_detector=loaded.get(OUTLIER_DETECTOR.path[-1]),
         monitoring=loaded.get("monitoring") or [],
         promotion=extra["verdict"],
-        contract=extra["data_version"].get("contract"),
-        data_version=extra["data_version"],
+        contract=(extra.get("data_version") or {}).get("contract"),
+        data_version=extra.get("data_version"),
         policy=policy,
         compliance=compliance.get("rows", []) if isinstance(compliance, dict) else (compliance or []),
-        sbom=extra["sbom"],
+        sbom=extra.get("sbom"),
         locks=[i.name for i in items if i.kind == "lock"],
         links={item.name: f"{ab.ITEMS}/{item.kind}/{item.name}" for item in items},
     )
@@ -273,7 +273,7 @@ def audit_bundle(context: dg.AssetExecutionContext, project: ProjectResource, ml
     recording the manifest it replaces; an older version's bundle is never rewritten, so the chain
     stays intact. Skipped when no version was registered yet.
     """
-    from mlcomops_assets.audit_evidence import copy_model, export_run, version_verdict
+    from mlcomops_assets.audit_evidence import version_verdict
     from mlcomops_assets.lib import promotion_record as pr
     from mlcomops_assets.lib.sbom import build_sbom
 
@@ -285,7 +285,6 @@ def audit_bundle(context: dg.AssetExecutionContext, project: ProjectResource, ml
     policy = project.policy()
     name, version = model_record["registered_name"], str(model_record["version"])
     model_dir = paths.audit_dir / name
-    folder = model_dir / f"v{version}"
     newer = [n for n, _ in ab.version_dirs(model_dir) if n > int(version)] if model_dir.is_dir() else []
     if newer:
         raise dg.Failure(
@@ -293,17 +292,21 @@ def audit_bundle(context: dg.AssetExecutionContext, project: ProjectResource, ml
             "bundle is never rewritten, since the bundles after it chain to its manifest"
         )
     key = mlflow_session.signing_key(create=True)
+    public_key = pr.public_key_hex(key)
     client = mlflow_session.client()
+    # Versions registered after the newest bundle but before this one (two graph runs ended before an
+    # audit ran): their files on disk were replaced, but the registry keeps what a bundle needs most.
+    for skipped in _unbundled_before(client, name, model_dir, int(version)):
+        _seal_registry_only(context, client, name, str(skipped), key, public_key, model_dir, policy)
     missing: list[str] = []
     items, loaded = _evidence_items(paths, model_record, missing)
-    verdict = version_verdict(client, name, version, pr.public_key_hex(key))
+    verdict = version_verdict(client, name, version, public_key)
     data_version = _data_version(paths, model_record)
-    trained_at = datetime.fromisoformat(model_record["trained_at"])
     sbom = build_sbom(
         [REPOSITORY_ROOT / lock for lock in _LOCKS if lock.endswith(".lock")],
         "mlcomops_assets",
         model_record.get("git_commit", "unknown"),
-        trained_at,
+        datetime.fromisoformat(model_record["trained_at"]),
         [("mlcomops:registered_model", name), ("mlcomops:version", version)],
     )
     items += [
@@ -314,7 +317,6 @@ def audit_bundle(context: dg.AssetExecutionContext, project: ProjectResource, ml
             _rel(paths, _stored(paths, TRAINED_MODEL)),
             path=_stored(paths, TRAINED_MODEL),
         ),
-        ab.EvidenceItem("promotion_verdict.json", "record", f"models:/{name}/{version} tags", content=_json(verdict)),
         ab.EvidenceItem("sbom.cdx.json", "sbom", "requirements/*.lock (CycloneDX 1.6)", content=sbom.encode()),
     ]
     published_record = paths.published_dir / "promotion" / f"{name}-v{version}.json"
@@ -323,60 +325,44 @@ def audit_bundle(context: dg.AssetExecutionContext, project: ProjectResource, ml
             ab.EvidenceItem(published_record.name, "record", _rel(paths, published_record), path=published_record)
         )
     run_ids = [c["run_id"] for c in (loaded.get(MODEL_SELECTION_REPORT.path[-1]) or {}).get("candidates", [])]
-    for run_id in dict.fromkeys(run_ids + [model_record["run_id"]]):
-        items.append(
-            ab.EvidenceItem(
-                f"mlflow_run_{run_id}.json", "run", f"runs:/{run_id}", content=_json(export_run(client, run_id))
-            )
-        )
-    with tempfile.TemporaryDirectory(prefix="mlcomops-audit-model-") as tmp:
-        local, artifact_sha256 = copy_model(client, name, version, Path(tmp))
-        items.append(ab.EvidenceItem("model", "model", f"models:/{name}/{version}", path=local))
-        meta = {
-            "registered_model": name,
-            "version": version,
-            "model_uri": model_record["model_uri"],
-            "artifact_sha256": artifact_sha256,
-            "git_commit": model_record.get("git_commit", "unknown"),
-            "policy_fingerprint": model_record.get("policy_fingerprint"),
-            "policy_fingerprint_now": policy.fingerprint,
-            "raw_data_md5": model_record.get("raw_data_md5"),
-            "promoted": verdict["promoted"],
-            "verdict": verdict["verdict"]
-            or "not promoted: no promotion verdict was recorded (a blocking check stopped the run before "
-            "promotion; the compliance matrix names it)",
-            "missing_evidence": missing,
-        }
-        if verdict["promoted"] and verdict["promotion_record"]["artifact_sha256"] != artifact_sha256:
-            raise dg.Failure(
-                description=f"{name} v{version}: the registered artifact's SHA-256 {artifact_sha256[:12]}... differs "
-                f"from the signed promotion record's {verdict['promotion_record']['artifact_sha256'][:12]}...: "
-                "the artifact changed since promotion; no bundle is made of it"
-            )
-        extra = {
-            "model_record": model_record,
-            "verdict": verdict,
-            "data_version": data_version,
-            "sbom": {"components": len(json.loads(sbom).get("components", []))},
-        }
-        previous_hash, previous_number = _previous_bundle(model_dir, int(version))
-        meta["previous_manifest_sha256"] = previous_hash
-        items += _documentation(items, loaded, meta, policy, extra)
-        replaced = ab.manifest_sha256(folder / ab.MANIFEST) if folder.exists() else None
-        if replaced is not None and _unchanged(folder, items):
-            context.log.info(f"{name} v{version}: the evidence is unchanged since its bundle was made; kept as it is")
-            bundle = ab.Bundle(folder, folder / ab.MANIFEST, folder.with_name(folder.name + ".zip"), replaced)
-        else:
-            if replaced is not None:
-                meta["replaces_manifest_sha256"] = replaced
-            bundle = ab.build_bundle(items, folder, previous_hash, key, meta, replace=replaced is not None)
+    meta = {
+        "model_uri": model_record["model_uri"],
+        "git_commit": model_record.get("git_commit", "unknown"),
+        "policy_fingerprint": model_record.get("policy_fingerprint"),
+        "policy_fingerprint_now": policy.fingerprint,
+        "raw_data_md5": model_record.get("raw_data_md5"),
+        "missing_evidence": missing,
+    }
+    extra = {
+        "model_record": model_record,
+        "data_version": data_version,
+        "sbom": {"components": len(json.loads(sbom).get("components", []))},
+    }
+    bundle, previous = _seal(
+        context,
+        client,
+        name,
+        version,
+        key,
+        verdict,
+        [*run_ids, model_record["run_id"]],
+        items,
+        loaded,
+        meta,
+        extra,
+        model_dir,
+        policy,
+    )
     manifest = json.loads(bundle.manifest_path.read_text(encoding="utf-8"))
+    documentation = bundle.folder / ab.ITEMS / "documentation"
     yield dg.MaterializeResult(
         metadata={
             "bundle": dg.MetadataValue.path(str(bundle.folder)),
             "zip": dg.MetadataValue.path(str(bundle.zip_path)),
+            "annex_iv": dg.MetadataValue.path(str(documentation / "annex_iv.html")),
+            "model_card": dg.MetadataValue.path(str(documentation / "model_card.html")),
             "manifest_sha256": bundle.manifest_sha256,
-            "previous_version": f"v{previous_number}" if previous_number else "(first version)",
+            "previous_version": f"v{previous}" if previous else "(first version)",
             "items": len(manifest["items"]),
             "model_version": f"{name} v{version}",
             "artifact_sha256": manifest["meta"]["artifact_sha256"],
@@ -386,6 +372,99 @@ def audit_bundle(context: dg.AssetExecutionContext, project: ProjectResource, ml
             "verify_with": f"mlcomops audit verify {bundle.folder} --public-key {manifest['public_key']}",
         }
     )
+
+
+def _unbundled_before(client, name: str, model_dir: Path, version: int) -> list[int]:
+    """Registered versions after the newest bundle and before ``version``."""
+    newest = max((n for n, _ in ab.version_dirs(model_dir)), default=0) if model_dir.is_dir() else 0
+    registered = {int(v.version) for v in client.search_model_versions(f"name='{name}'")}
+    return sorted(v for v in registered if newest < v < version)
+
+
+def _seal_registry_only(context, client, name: str, version: str, key, public_key: str, model_dir: Path, policy):
+    """The bundle of a version whose files were replaced before it was bundled: what the registry keeps
+    (artifact, run, verdict), the rest named as missing, never borrowed from another version."""
+    from mlcomops_assets.audit_evidence import version_verdict
+
+    found = client.get_model_version(name, version)
+    meta = {
+        "model_uri": f"models:/{name}/{version}",
+        "git_commit": (found.tags or {}).get("git.commit", "unknown"),
+        "policy_fingerprint": (found.tags or {}).get("policy.fingerprint"),
+        "policy_fingerprint_now": policy.fingerprint,
+        "raw_data_md5": (found.tags or {}).get("data.raw_md5"),
+        "missing_evidence": [
+            "the version's data, reports, Data Docs and documentation inputs on disk were replaced by a later "
+            "version before this version was bundled: the bundle holds what the registry keeps (artifact, run, "
+            "verdict)"
+        ],
+    }
+    verdict = version_verdict(client, name, version, public_key)
+    _seal(context, client, name, version, key, verdict, [found.run_id], [], {}, meta, {}, model_dir, policy)
+    context.log.warning(
+        f"{name} v{version} was registered but not bundled before v{int(version) + 1}: bundled from the registry only"
+    )
+
+
+def _seal(
+    context,
+    client,
+    name: str,
+    version: str,
+    key,
+    verdict: dict,
+    run_ids: list[str],
+    items: list[ab.EvidenceItem],
+    loaded: dict[str, Any],
+    meta: dict[str, Any],
+    extra: dict[str, Any],
+    model_dir: Path,
+    policy,
+) -> tuple[ab.Bundle, int | None]:
+    """Add the version's MLflow runs, artifact, verdict and documentation to ``items`` and write the bundle
+    chained to the previous one (kept as it is when nothing changed); its bundle and the previous number."""
+    from mlcomops_assets.audit_evidence import copy_model, export_run
+
+    folder = model_dir / f"v{version}"
+    items = [
+        *items,
+        ab.EvidenceItem("promotion_verdict.json", "record", f"models:/{name}/{version} tags", content=_json(verdict)),
+    ]
+    for run_id in dict.fromkeys(run_ids):
+        exported = _json(export_run(client, run_id))
+        items.append(ab.EvidenceItem(f"mlflow_run_{run_id}.json", "run", f"runs:/{run_id}", content=exported))
+    with tempfile.TemporaryDirectory(prefix="mlcomops-audit-model-") as tmp:
+        local, artifact_sha256 = copy_model(client, name, version, Path(tmp))
+        signed = (verdict.get("promotion_record") or {}).get("artifact_sha256")
+        if verdict["promoted"] and signed != artifact_sha256:
+            raise dg.Failure(
+                description=f"{name} v{version}: the registered artifact's SHA-256 {artifact_sha256[:12]}... differs "
+                f"from the signed promotion record's {signed[:12]}...: the artifact changed since promotion; no "
+                "bundle is made of it"
+            )
+        items.append(ab.EvidenceItem("model", "model", f"models:/{name}/{version}", path=local))
+        previous_hash, previous_number = _previous_bundle(model_dir, int(version))
+        meta = {
+            "registered_model": name,
+            "version": version,
+            **meta,
+            "artifact_sha256": artifact_sha256,
+            "promoted": verdict["promoted"],
+            "verdict": verdict["verdict"]
+            or "not promoted: no promotion verdict was recorded (a blocking check stopped the run before "
+            "promotion; the compliance matrix names it)",
+            "previous_manifest_sha256": previous_hash,
+        }
+        items += _documentation(items, loaded, meta, policy, {**extra, "verdict": verdict})
+        replaced = ab.manifest_sha256(folder / ab.MANIFEST) if folder.exists() else None
+        if replaced is not None and _unchanged(folder, items):
+            context.log.info(f"{name} v{version}: the evidence is unchanged since its bundle was made; kept as it is")
+            return ab.Bundle(folder, folder / ab.MANIFEST, folder.with_name(folder.name + ".zip"), replaced), (
+                previous_number
+            )
+        if replaced is not None:
+            meta["replaces_manifest_sha256"] = replaced
+        return ab.build_bundle(items, folder, previous_hash, key, meta, replace=replaced is not None), previous_number
 
 
 def _unchanged(folder: Path, items: list[ab.EvidenceItem]) -> bool:

@@ -436,12 +436,11 @@ class _Writer:
                 _code(meta["policy_fingerprint"]) if meta.get("policy_fingerprint") else NOT_AVAILABLE,
                 self.src("policy"),
             ],
-            [
-                "bundle created (UTC)",
-                _esc(meta["created_at"]) if meta.get("created_at") else NOT_AVAILABLE,
-                self.manifest(),
-            ],
         ]
+        # The bundle's creation time is in its manifest; the documents leave it out, so the same evidence
+        # always gives the same documents (an unchanged bundle is not rebuilt).
+        if meta.get("created_at"):
+            rows.append(["bundle created (UTC)", _esc(meta["created_at"]), self.manifest()])
         self.add(*_table(["", "", "source"], rows))
 
     def open_items(self) -> None:

@@ -46,9 +46,10 @@ def _set_policy(home: Path, change) -> None:
 
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory):
-    """Three registered versions in one home, the audit job after each graph run as `make run` does:
-    v1 and v2 promoted; v3 registered under an additivity limit no explainer meets, so it is blocked
-    before promotion; then a fairness limit no candidate meets, so nothing new is registered."""
+    """Five registered versions in one home, the audit job after graph runs as `make run` does: v1 and v2
+    promoted; v3 registered under an additivity limit no explainer meets, so it is blocked before
+    promotion; then a fairness limit no candidate meets, so nothing new is registered; then v4 and v5
+    registered by two graph runs with no audit in between."""
     home = write_home(tmp_path_factory.mktemp("audited_home"))
     run(["git", "init", "-q"], home)
     run([dvc_executable(), "init", "-q"], home)
@@ -68,6 +69,11 @@ def audited(tmp_path_factory):
     graph_then_audit("v3", False)
     _set_policy(home, lambda p: p["gates"]["fairness"].update(max_demographic_parity_difference=0.0001))
     graph_then_audit("unfair", False)
+    # Two versions registered before the next audit (runs that ended within one sensor interval).
+    _set_policy(home, lambda p: None)
+    with materialize(home) as (graph, _):
+        assert graph.success
+    graph_then_audit("v5", True)
     return home, results
 
 
@@ -84,17 +90,31 @@ def _verify(path: Path, key: str) -> subprocess.CompletedProcess:
 def test_every_registered_version_has_a_bundle_and_the_chain_verifies(audited, trusted_key):
     home, results = audited
     root = home / "data" / "audit" / MODEL
-    assert [n for n, _ in ab.version_dirs(root)] == [1, 2, 3]
+    assert [n for n, _ in ab.version_dirs(root)] == [1, 2, 3, 4, 5]
     chain = ab.verify_chain(root, trusted_key)
     assert chain.ok, ab.report(chain)
-    manifests = [json.loads((root / f"v{n}" / ab.MANIFEST).read_text()) for n in (1, 2, 3)]
+    manifests = [json.loads((root / f"v{n}" / ab.MANIFEST).read_text()) for n in (1, 2, 3, 4, 5)]
     assert manifests[0]["previous_manifest_sha256"] is None
-    assert manifests[1]["previous_manifest_sha256"] == ab.manifest_sha256(root / "v1" / ab.MANIFEST)
-    assert manifests[2]["previous_manifest_sha256"] == ab.manifest_sha256(root / "v2" / ab.MANIFEST)
-    assert [m["meta"]["promoted"] for m in manifests] == [True, True, False]
+    for n in (2, 3, 4, 5):
+        assert manifests[n - 1]["previous_manifest_sha256"] == ab.manifest_sha256(root / f"v{n - 1}" / ab.MANIFEST)
+    assert [m["meta"]["promoted"] for m in manifests] == [True, True, False, True, True]
     assert results["v3"]["previous_version"] == "v2"
     completed = _verify(root, trusted_key)
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_a_version_registered_between_two_audits_is_bundled_from_the_registry(audited):
+    home, results = audited
+    assert results["v5"]["previous_version"] == "v4"
+    v4 = json.loads((home / "data" / "audit" / MODEL / "v4" / ab.MANIFEST).read_text())
+    assert "replaced by a later version" in v4["meta"]["missing_evidence"][0]
+    kinds = {item["kind"] for item in v4["items"]}
+    assert {"model", "run", "record", "documentation"} <= kinds
+    assert "report" not in kinds  # the reports on disk are v5's: never attributed to v4
+    record = json.loads(
+        (home / "data" / "audit" / MODEL / "v4" / "items" / "record" / "promotion_verdict.json").read_text()
+    )
+    assert record["promoted"] and record["promotion_record"]["artifact_sha256"] == v4["meta"]["artifact_sha256"]
 
 
 def test_a_bundle_holds_each_kind_of_evidence_of_its_own_version(audited):
@@ -146,6 +166,10 @@ def test_a_tightened_fairness_limit_turns_its_requirements_to_failed(audited):
     assert results["unfair"]["model_version"].endswith("v3")
     manifest = json.loads((audited[0] / "data" / "audit" / MODEL / "v3" / ab.MANIFEST).read_text())
     assert manifest["meta"]["replaces_manifest_sha256"] == results["v3"]["manifest_sha256"]
+    assert (
+        ab.manifest_sha256(audited[0] / "data" / "audit" / MODEL / "v3" / ab.MANIFEST)
+        == results["unfair"]["manifest_sha256"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -176,11 +200,15 @@ def test_a_flipped_byte_in_real_evidence_is_named(audited, trusted_key, tmp_path
 
 def test_an_unchanged_version_is_not_rebundled(audited):
     home, results = audited
-    folder = home / "data" / "audit" / MODEL / "v3"
+    folder = home / "data" / "audit" / MODEL / "v5"
     before = ab.manifest_sha256(folder / ab.MANIFEST)
     with audit(home) as (result, _):
         assert result.success
-    assert ab.manifest_sha256(folder / ab.MANIFEST) == before == results["unfair"]["manifest_sha256"]
+    assert ab.manifest_sha256(folder / ab.MANIFEST) == before == results["v5"]["manifest_sha256"]
+    # An older bundle is left as it was too (v3 was last rebuilt when the fairness run changed the matrix).
+    assert (
+        ab.manifest_sha256(home / "data" / "audit" / MODEL / "v3" / ab.MANIFEST) == results["unfair"]["manifest_sha256"]
+    )
 
 
 def test_the_compliance_matrix_is_a_table_in_the_ui(audited):
