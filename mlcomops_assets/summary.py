@@ -2,7 +2,8 @@
 
 ``python -m mlcomops_assets.summary`` prints the data version, the registered model version, the key
 metrics, the largest fairness gaps, where production batches come from and where their drift is
-measured, the monitored batches of the current data source (drift per batch), and where to look next.
+measured, the monitored batches of the current data source (drift per batch), the compliance matrix's
+counts and the version's audit bundle with the command that verifies it, and where to look next.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 
 from mlcomops_assets.batch_sources import recorded_source
 from mlcomops_assets.constants import (
+    AUDIT_BUNDLE,
     BATCH_MONITORING,
     CHAMPION_MODEL,
+    COMPLIANCE_MATRIX,
     FAIRNESS_REPORT,
     MODEL_EVALUATION,
     RAW_DATA,
@@ -158,6 +161,17 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None, failed_s
     elif sum(hidden.values()):
         counts = ", ".join(f"{n} {why}" for why, n in hidden.items() if n)
         lines.append(f"monitored batches   not listed (not of the current data source, {policy.data.name}): {counts}")
+    matrix = _metadata(instance, COMPLIANCE_MATRIX)
+    if matrix:
+        counts = {k.split(".", 1)[1].replace("_", " "): v for k, v in matrix.items() if k.startswith("requirements.")}
+        lines.append("compliance matrix   " + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    bundle = _metadata(instance, AUDIT_BUNDLE)
+    if bundle:
+        lines.append(
+            f"audit bundle        {bundle['model_version']}: {bundle['items']} items, "
+            f"{'promoted' if bundle['promoted'] else 'NOT promoted'}, missing: {bundle['missing_evidence']}"
+        )
+        lines.append(f"  verify with       {bundle['verify_with']}")
     lines += [
         "",
         "where to look:",

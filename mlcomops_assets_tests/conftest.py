@@ -66,6 +66,17 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=True, timeout=120)
 
 
+def system_chromium() -> str:
+    """The system's Chromium for the browser tests (Playwright's own download does not work here)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.fail(
+            "no system Chromium for the browser test: install it with `apt-get install chromium` (Debian) "
+            "or run `make test` as root, which installs it"
+        )
+    return found
+
+
 def default_policy() -> dict[str, Any]:
     return copy.deepcopy(DEFAULT_POLICY)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import time
@@ -29,6 +28,7 @@ from mlcomops_assets.constants import (
 )
 from mlcomops_assets.policy import load_policy
 from mlcomops_assets.settings import ProjectPaths
+from mlcomops_assets_tests.conftest import system_chromium
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 15  # seconds per HTTP request; every request goes to 127.0.0.1
@@ -303,16 +303,6 @@ def test_report_server_serves_and_refuses_writes(audit):
         assert 400 <= status < 500, f"{method} / answered {status}"
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        pytest.fail(
-            "no system Chromium for the browser test: install it with `apt-get install chromium` (Debian) "
-            "or run `make test` as root, which installs it"
-        )
-    return found
-
-
 def _artifacts_dir() -> Path:
     folder = Path(os.environ.get("MLCOMOPS_TEST_ARTIFACTS") or REPO / "test-artifacts")
     folder.mkdir(parents=True, exist_ok=True)
@@ -323,7 +313,7 @@ def test_lineage_renders_in_a_real_browser(audit):
     from playwright.sync_api import sync_playwright
 
     view, _, _ = audit
-    chromium = _chromium()
+    chromium = system_chromium()
     # The champion's whole upstream lineage: raw data to promotion, as an auditor traces it.
     url = view.url("dagster") + "/assets/champion_model?view=lineage&lineageScope=upstream&lineageDepth=20"
     outside = []

@@ -23,7 +23,7 @@ import pytest
 from mlcomops_assets.lib.offline_html import CSP, external_references
 from mlcomops_assets.policy import load_policy
 from mlcomops_assets.settings import ProjectPaths
-from mlcomops_assets_tests.conftest import monitor_batch
+from mlcomops_assets_tests.conftest import monitor_batch, system_chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -82,23 +82,13 @@ def server(published_home):
             process.wait(timeout=10)
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        pytest.fail(
-            "no system Chromium for the browser test: install it with `apt-get install chromium` (Debian) "
-            "or run `make test` as root, which installs it"
-        )
-    return found
-
-
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         launched = p.chromium.launch(
-            executable_path=_chromium(),
+            executable_path=system_chromium(),
             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
             timeout=30_000,
         )

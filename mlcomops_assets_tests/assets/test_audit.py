@@ -223,6 +223,22 @@ def test_the_compliance_matrix_is_a_table_in_the_ui(audited):
     assert "not covered" in statuses and "satisfied" in statuses
 
 
+def test_the_summary_names_the_matrix_and_the_bundle_with_its_verify_command(audited, trusted_key):
+    from mlcomops_assets.settings import ProjectPaths
+    from mlcomops_assets.summary import render
+
+    home, results = audited
+    with dg.instance_for_test(temp_dir=str(home / ".dagster_home")) as instance:
+        text = render(ProjectPaths(home), instance)
+    assert f"audit bundle        {MODEL} v5" in text
+    assert f"--public-key {trusted_key}" in text
+    counts = {}
+    for row in results["v5"]["matrix"].values():
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    matrix_line = next(line for line in text.splitlines() if line.startswith("compliance matrix"))
+    assert all(f"{n} {status}" in matrix_line for status, n in counts.items())
+
+
 # Last: it wipes the history the tests above read.
 def test_wiping_dagster_history_leaves_the_evidence_verifiable(audited, trusted_key, tmp_path):
     home, _ = audited
