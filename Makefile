@@ -5,6 +5,7 @@
 #               MLflow UI on 127.0.0.1:5000, reports on 127.0.0.1:3001
 #   make audit  read-only view for auditors: Dagster 127.0.0.1:3100 (no daemon), reports :3101,
 #               MLflow :3102 (login; the auditor's password is in .mlflow-audit/auditor.json)
+#   make serve  the scoring service on 127.0.0.1:8000: the verified champion's decisions with receipts
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -40,10 +41,10 @@ export GX_ANALYTICS_ENABLED := False
 
 DAGSTER_MODULE := -m mlcomops_assets.definitions
 
-.PHONY: help setup run test ui inbox-demo bench lint lock clean dvc-status
+.PHONY: help setup run test ui serve inbox-demo bench lint lock clean dvc-status
 
 help:
-	@echo "make run | make test | make ui | make audit | make inbox-demo | make bench | make lint | make lock | make clean"
+	@echo "make run | make test | make ui | make audit | make serve | make inbox-demo | make bench | make lint | make lock | make clean"
 
 $(UV): requirements/tools.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}"'
@@ -120,12 +121,19 @@ ui: setup
 	trap 'for pid in $$daemon_pid $$reports_pid $$mlflow_pid; do kill -INT -- -$$pid 2>/dev/null || true; done; wait' EXIT; \
 	python -m mlcomops_assets.ui_server -w workspace.yaml --host 127.0.0.1 --port 3000
 
+# The scoring service on 127.0.0.1:8000 (docs/serving.md): the verified champion, decisions with receipts.
+# Needs the pseudonym key (MLCOMOPS_PSEUDONYM_KEY or MLCOMOPS_PSEUDONYM_KEY_FILE); SERVE_ARGS="--port 8001".
+serve: setup
+	mlcomops serve $(SERVE_ARGS)
+
 # With `make ui` running in another terminal: drop a drifted batch into the inbox and time the
 # automatic path from file to verdict (monitoring run, retraining run, promotion verdict).
 inbox-demo: setup
 	python benchmarks/inbox_to_verdict.py
 
-# Orchestration overhead and scaling (default data, 100k, 1M rows): benchmarks/out/results.{json,md}.
+# Orchestration overhead and scaling (default data, 100k, 1M rows), then the scoring service under load
+# next to `mlflow models serve` on the champion `make run` promoted (benchmarks/serving.py; only that:
+# python benchmarks/serving.py; leave it out: BENCH_ARGS=--no-serving): benchmarks/out/results.{json,md}.
 bench: setup
 	python benchmarks/run.py $(BENCH_ARGS)
 

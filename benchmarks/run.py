@@ -4,7 +4,9 @@ For each workload (the default data, then synthetic data of the given sizes, see
 the whole graph (end_to_end, in-process, persistent instance) with per-step times and peak RSS, the
 same graph again with nothing changed, and the plain-script baseline (baseline.py) with the same
 libraries and settings. Also: the time to import the code location and the time until `dagster dev`
-answers with the code location loaded. Writes benchmarks/out/results.json and results.md.
+answers with the code location loaded. Then the scoring service under load next to `mlflow models
+serve` on the default home's champion (serving.py; `--no-serving` leaves it out). Writes
+benchmarks/out/results.json and results.md.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import subprocess
@@ -179,13 +182,22 @@ def markdown(results: dict) -> str:
         lines.append(
             f"- {w['rows']:,} rows: " + ", ".join(f"{k} {v}" for k, v in w["baseline"].get("steps_s", {}).items())
         )
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if "serving" in results:
+        from serving import markdown_section
+
+        text += "\n" + markdown_section(results["serving"])
+    return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="0,100000,1000000", help="rows per workload; 0 = the default data")
     parser.add_argument("--timeout", type=float, default=3600, help="per measured process")
+    parser.add_argument("--no-serving", action="store_true", help="leave out the scoring-service benchmark")
+    parser.add_argument(
+        "--serving-args", default="", help="options for serving.py, e.g. '--duration 20 --no-mlflow' (see its --help)"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     root = OUT / "work"
@@ -203,6 +215,18 @@ def main() -> None:
         (OUT / "results.json").write_text(json.dumps(results, indent=2))
         (OUT / "results.md").write_text(markdown(results))
         print(markdown(results))
+    if not args.no_serving:
+        import serving
+
+        from mlcomops_assets.settings import default_home
+
+        options = argparse.ArgumentParser()
+        serving.add_arguments(options)
+        # The default home (MLCOMOPS_HOME, as `make bench` exports it): the champion `make run` promoted.
+        results["serving"] = serving.benchmark(default_home(), options.parse_args(shlex.split(args.serving_args)))
+        (OUT / "results.json").write_text(json.dumps(results, indent=2))
+        (OUT / "results.md").write_text(markdown(results))
+        print(serving.markdown_section(results["serving"]))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The ``mlcomops`` command line: one entry point, one sub-app per area (``mlcomops policy ...``).
 
 Kept thin on purpose: each command parses its options and calls a library module, imported inside
-the command so ``mlcomops --help`` does not pay for pandas. More areas (``serve``, ``receipts verify``)
-are added as further sub-apps with ``app.add_typer``.
+the command so ``mlcomops --help`` does not pay for pandas. ``mlcomops serve`` starts the scoring
+service; ``mlcomops receipts verify`` checks its hash-chained decision log (docs/serving.md).
 
 Exit codes: 0 ok; 1 a check found problems; 2 a usage or policy error (``POLICY_ERROR_EXIT_CODE``,
 like argparse and click for a wrong option).
@@ -18,7 +18,7 @@ import typer
 # Rich's pretty tracebacks print local variables, which may hold rows of the data: keep them plain.
 app = typer.Typer(
     name="mlcomops",
-    help="Compliant ML with Dagster: governance policy and audit tools.",
+    help="Compliant ML with Dagster: governance policy, audit tools and the scoring service.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,6 +33,16 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
+receipts_app = typer.Typer(
+    help="The scoring service's decision log: verify its hash chain (docs/serving.md).",
+    no_args_is_help=True,
+)
+app.add_typer(receipts_app, name="receipts")
+
+_DECISION_LOG_HELP = (
+    "SQLAlchemy URL of the decision log (default: $MLCOMOPS_DECISION_LOG_URL, else "
+    "sqlite:///<home>/data/serving/decisions.db)."
+)
 
 PROBLEMS_EXIT_CODE = 1
 
@@ -140,6 +150,82 @@ def audit_verify(
     typer.echo("\n\n".join(report(result) for result in results))
     if not all(result.ok for result in results):
         raise typer.Exit(PROBLEMS_EXIT_CODE)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind: 127.0.0.1 only.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    decision_log: Annotated[str | None, typer.Option("--decision-log", help=_DECISION_LOG_HELP)] = None,
+    poll_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--poll-seconds",
+            help="How often to look for a newly promoted champion (default: the policy's serving.poll_seconds).",
+        ),
+    ] = None,
+) -> None:
+    """Serve the verified champion on 127.0.0.1: decisions with receipts and per-person reasons.
+
+    Endpoints: POST /decisions, GET /decisions/{receipt_id}, POST /outcomes, /health, /ready, /metrics,
+    /openapi.json. A newly promoted champion is verified and swapped in without downtime; a version that
+    fails verification is never served.
+    """
+    from mlcomops_assets.policy import PolicyError
+    from mlcomops_assets.serving.settings import ServingConfigError, ServingSettings, check_host
+
+    try:
+        check_host(host)
+        settings = ServingSettings.from_home(decision_log=decision_log, poll_seconds=poll_seconds)
+    except (PolicyError, ServingConfigError) as exc:
+        raise _fail(str(exc)) from None
+    from mlcomops_assets.serving.app import run
+
+    try:
+        run(settings, host, port)
+    except ServingConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+@receipts_app.command("verify")
+def receipts_verify(
+    decision_log: Annotated[str | None, typer.Option("--decision-log", help=_DECISION_LOG_HELP)] = None,
+) -> None:
+    """Check the decision log's hash chains: one line per problem, then a verdict (exit 1 on problems).
+
+    Every decision and outcome is re-hashed and both chains are followed: a changed, deleted or reordered
+    record, and inputs that no longer match their keyed hash, are named by receipt id. Needs the pseudonym
+    key the service used.
+    """
+    from mlcomops_assets.lib.decision_log import DecisionLog
+    from mlcomops_assets.policy import PolicyError
+    from mlcomops_assets.serving.settings import ServingConfigError, ServingSettings
+
+    try:
+        settings = ServingSettings.from_home(decision_log=decision_log)
+    except (PolicyError, ServingConfigError) as exc:
+        raise _fail(str(exc)) from None
+    import sqlalchemy as sa
+
+    url = sa.make_url(settings.decision_log_url)
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).expanduser().is_file():
+        raise _fail(f"no decision log at {shown}")
+    try:
+        log = DecisionLog(settings.decision_log_url, settings.input_key)
+        result = log.verify()
+    except sa.exc.SQLAlchemyError as exc:
+        raise _fail(f"the decision log {shown} cannot be read: {exc}") from None
+    typer.echo(f"decision log {shown}: {result.decisions} decision(s), {result.outcomes} outcome(s)")
+    for problem in result.problems:
+        typer.echo(f"PROBLEM {problem}")
+    if result.problems:
+        typer.echo(f"verdict: FAILED, {len(result.problems)} problem(s): the log was changed outside the service")
+        raise typer.Exit(PROBLEMS_EXIT_CODE)
+    head = f"; head hash {result.head_hash} (keep it elsewhere to detect a rewrite of the whole log)"
+    typer.echo(
+        "verdict: OK, every record matches its hash and both chains are unbroken" + (head if result.head_hash else "")
+    )
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from mlcomops_assets.constants import STORAGE_FOLDER
 from mlcomops_assets.lib.files import write_atomic, write_json
@@ -26,6 +25,8 @@ class DataFolderIOManager(dg.ConfigurableIOManager):
     def _load_partitions(self, context: dg.InputContext) -> dict[str, Any]:
         """Every stored partition of a partitioned upstream, by key. A partition that was never written
         (e.g. a quarantined batch) is absent, not an error: there is nothing valid to read for it."""
+        import pandas as pd
+
         name = context.asset_key.path[-1]
         folder = ProjectPaths(Path(self.home)).data_dir / STORAGE_FOLDER.get(name, "assets") / name
         found: dict[str, Any] = {}
@@ -45,6 +46,8 @@ class DataFolderIOManager(dg.ConfigurableIOManager):
         return folder / name
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        import pandas as pd  # imported where used, so loading the code location does not import pandas
+
         base = self._base(context)
         if isinstance(obj, pd.DataFrame):
             path = base.with_suffix(".parquet")
@@ -58,6 +61,8 @@ class DataFolderIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Any:
         if context.has_asset_partitions and not context.has_partition_key:
             return self._load_partitions(context)
+        import pandas as pd
+
         base = self._base(context)
         parquet, record = base.with_suffix(".parquet"), base.with_suffix(".json")
         if parquet.exists():

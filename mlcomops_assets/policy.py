@@ -573,6 +573,60 @@ class PseudonymizationSpec(_Strict):
     key_file_env: str = "MLCOMOPS_PSEUDONYM_KEY_FILE"
 
 
+DEFAULT_EXPLANATION_TEXT = (
+    "This decision was made with the help of an automated model. The main reasons that led to it are listed "
+    "with it, each with the direction in which it weighed. You have the right to ask for the decision to be "
+    "reviewed by a person, to give your point of view and to contest it: reply to the organisation that informed "
+    "you of this decision, quoting the receipt number, and a member of its staff will review your case."
+)
+
+
+class ServingSpec(_Strict):
+    """The scoring service (``mlcomops serve``): what an affected person is told, how long each decision's
+    inputs are kept, and which protected attributes it accepts for fairness monitoring. Not part of the
+    policy fingerprint: it changes no data, model or gate."""
+
+    explanation_text: str = Field(
+        default=DEFAULT_EXPLANATION_TEXT,
+        min_length=20,
+        description="Plain-language text returned with every adverse (unfavourable) decision, beside its main "
+        "reasons: that a person can review the decision on request, and whom to contact.",
+    )
+    top_reasons: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="How many of a decision's largest SHAP contributions (by absolute value, in the input "
+        "columns' names) are returned as its main reasons; every contribution is returned as well.",
+    )
+    retention_days: int = Field(
+        default=365,
+        ge=1,
+        le=36_500,
+        description="Days the inputs of a logged decision are kept to re-explain it; afterwards they are blanked "
+        "(the receipt, its score, decision and reasons stay, and the hash chain stays intact).",
+    )
+    protected_for_monitoring: list[str] = Field(
+        default=[],
+        description="Protected attributes the service accepts with an application for fairness monitoring only: "
+        "stored apart from the model inputs and never passed to the model. Each must be a protected column.",
+    )
+    poll_seconds: float = Field(
+        default=5.0,
+        gt=0.0,
+        le=3600.0,
+        description="How often the service checks the registry for a newly promoted champion.",
+    )
+
+    @field_validator("protected_for_monitoring")
+    @classmethod
+    def _unique(cls, names: list[str]) -> list[str]:
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {repeated}")
+        return names
+
+
 class DocumentationSpec(_Strict):
     """What only the provider can state in the technical documentation (EU AI Act Annex IV) and the model
     card; every figure there comes from the evidence instead (``lib/technical_documentation.py``).
@@ -665,10 +719,17 @@ class Policy(_Strict):
     gates: GatesSpec = GatesSpec()
     waivers: list[Waiver] = []
     documentation: DocumentationSpec = DocumentationSpec()
+    serving: ServingSpec = ServingSpec()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Policy:
         protected = set(self.data.protected_attributes)
+        unprotected = [n for n in self.serving.protected_for_monitoring if n not in protected]
+        if unprotected:
+            raise ValueError(
+                f"serving.protected_for_monitoring lists {unprotected}, which are not protected columns; "
+                f"protected: {sorted(protected)}"
+            )
         for combo in self.gates.fairness.intersections:
             missing = [c for c in combo if c not in protected]
             if missing or len(combo) < 2:
@@ -695,14 +756,15 @@ class Policy(_Strict):
     def fingerprint(self) -> str:
         """A stable hash of the validated policy, recorded with every model.
 
-        It covers everything the pipeline decides with, not the provider's ``documentation`` text: editing
-        the intended purpose or a contact must not re-validate the data or retrain the model, and the
-        fingerprints of policies written before that section existed stay the same. The documentation is
-        bound to a model version by the audit bundle, which holds the policy file itself."""
+        It covers everything the pipeline decides with, not the provider's ``documentation`` text nor the
+        scoring service's ``serving`` settings: editing the intended purpose, a contact or the text shown with
+        a decision must not re-validate the data or retrain the model, and the fingerprints of policies
+        written before those sections existed stay the same. The documentation is bound to a model version
+        by the audit bundle, which holds the policy file itself."""
         import hashlib
         import json
 
-        canonical = json.dumps(self.model_dump(mode="json", exclude={"documentation"}), sort_keys=True)
+        canonical = json.dumps(self.model_dump(mode="json", exclude={"documentation", "serving"}), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -137,6 +137,30 @@ def test_the_provider_documentation_is_not_part_of_the_fingerprint():
     assert without.fingerprint == base.fingerprint and without.documentation.intended_purpose is None
 
 
+def test_the_serving_section_is_validated_and_defaults_apply():
+    raw = default_policy()
+    raw.pop("serving", None)
+    serving = parse_policy(raw).serving
+    assert (serving.top_reasons, serving.retention_days, serving.poll_seconds) == (3, 365, 5.0)
+    assert serving.protected_for_monitoring == [] and "reviewed by a person" in serving.explanation_text
+    message = _error(lambda p: p["serving"].update({"protected_for_monitoring": ["colour", "checks"]}))
+    assert "serving.protected_for_monitoring lists ['checks']" in message and "not protected" in message
+    assert "serving.top_reasons" in _error(lambda p: p["serving"].update({"top_reasons": 0}))
+    assert "serving.retention_dayz: unknown key" in _error(lambda p: p["serving"].update({"retention_dayz": 30}))
+    twice = _error(lambda p: p["serving"].update({"protected_for_monitoring": ["sex", "sex"]}))
+    assert "listed more than once" in twice
+
+
+def test_the_serving_section_is_not_part_of_the_fingerprint():
+    """What the scoring service tells people and how long it keeps inputs changes no data, model or gate."""
+    base = parse_policy(default_policy())
+    raw = default_policy()
+    raw["serving"].update({"explanation_text": "Another wording of the text shown with a decision.", "top_reasons": 5})
+    assert parse_policy(raw).fingerprint == base.fingerprint
+    raw.pop("serving")
+    assert parse_policy(raw).fingerprint == base.fingerprint
+
+
 # --- strict loading (issue 11, item 7) -------------------------------------------------------------
 
 
@@ -304,9 +328,19 @@ def test_time_column_and_cutoff_go_together(mutate, expected):
 
 
 # Settings that describe one dataset, so no code default can be right for them.
-_DATASET_SPECIFIC = {"gates.fairness.intersections"}
-# Sections that hold every threshold, sample size and method the pipeline decides with.
-_DECIDING_SECTIONS = ("seed", "split", "model.selection", "model.mitigation", "explainability", "monitoring", "gates")
+_DATASET_SPECIFIC = {"gates.fairness.intersections", "serving.protected_for_monitoring"}
+# Sections that hold every threshold, sample size and method the pipeline (and the scoring service)
+# decides with.
+_DECIDING_SECTIONS = (
+    "seed",
+    "split",
+    "model.selection",
+    "model.mitigation",
+    "explainability",
+    "monitoring",
+    "gates",
+    "serving",
+)
 
 
 def _leaves(node: object, prefix: str) -> dict[str, object]:
@@ -340,7 +374,7 @@ def test_the_policy_file_writes_out_every_value_the_pipeline_decides_with():
 def test_no_code_default_differs_from_the_policy_file():
     """Deleting a key from governance.yaml must not change a decision: the code's default is the file's value."""
     raw = yaml.safe_load((REPO / "governance.yaml").read_text())
-    bare = {k: v for k, v in raw.items() if k not in ("split", "explainability", "monitoring", "gates")}
+    bare = {k: v for k, v in raw.items() if k not in ("split", "explainability", "monitoring", "gates", "serving")}
     bare["model"] = {k: v for k, v in raw["model"].items() if k not in ("selection", "mitigation")}
     bare.setdefault("gates", {})["fairness"] = {"intersections": raw["gates"]["fairness"]["intersections"]}
     from_file = _leaves(parse_policy(raw).model_dump(mode="json"), "")

@@ -1,7 +1,6 @@
 """Evaluation: holdout performance of the registered model version, gated by the policy's minimums."""
 
 import dagster as dg
-import pandas as pd
 
 from mlcomops_assets.check_metadata import outcome, published_record, with_limit
 from mlcomops_assets.constants import (
@@ -11,10 +10,7 @@ from mlcomops_assets.constants import (
     MODEL_EVALUATION,
     TRAINED_MODEL,
 )
-from mlcomops_assets.lib import modeling
-from mlcomops_assets.lib.evaluation import performance
 from mlcomops_assets.lib.gates import assess, today
-from mlcomops_assets.lib.uncertainty import performance_intervals
 from mlcomops_assets.metadata import figure, table
 from mlcomops_assets.publish_gate import publish_on_pass
 from mlcomops_assets.resources import MlflowSession, ProjectResource
@@ -38,12 +34,14 @@ _GATED = ("roc_auc", "accuracy", "balanced_accuracy")
         )
     ],
 )
-def model_evaluation(
-    model_record: dict, holdout: pd.DataFrame, project: ProjectResource, mlflow_session: MlflowSession
-):
+def model_evaluation(model_record: dict, holdout, project: ProjectResource, mlflow_session: MlflowSession):
     """Holdout metrics of the exact registered model version: accuracy, balanced accuracy, ROC AUC,
     precision, recall, F1, Brier score and a reliability (calibration) table, logged to its MLflow run.
     ROC AUC carries DeLong's confidence interval, accuracy and balanced accuracy bootstrap intervals."""
+    from mlcomops_assets.lib import modeling
+    from mlcomops_assets.lib.evaluation import performance
+    from mlcomops_assets.lib.uncertainty import performance_intervals
+
     policy = project.policy()
     model = mlflow_session.load_model(model_record["model_uri"])
     scores = modeling.positive_scores(model, holdout, policy)

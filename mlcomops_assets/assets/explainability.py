@@ -1,8 +1,6 @@
 """Explainability: a SHAP explainer for the registered model, persisted to explain single decisions later."""
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 
 from mlcomops_assets.check_metadata import outcome, with_limit
 from mlcomops_assets.constants import (
@@ -12,7 +10,6 @@ from mlcomops_assets.constants import (
     SHAP_EXPLAINER,
     TRAINED_MODEL,
 )
-from mlcomops_assets.lib import explain
 from mlcomops_assets.lib.files import write_atomic
 from mlcomops_assets.lib.gates import Status
 from mlcomops_assets.metadata import table
@@ -38,7 +35,7 @@ from mlcomops_assets.resources import MlflowSession, ProjectResource
         )
     ],
 )
-def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectResource, mlflow_session: MlflowSession):
+def shap_explainer(model_record: dict, holdout, project: ProjectResource, mlflow_session: MlflowSession):
     """The exact SHAP explainer for the registered model (TreeExplainer for trees, LinearExplainer for
     linear models) on transformed feature names, with global mean |SHAP| per feature as a table and
     a PNG plot. The explainer keeps no training row (path-dependent trees; the mean row as a linear
@@ -46,6 +43,9 @@ def shap_explainer(model_record: dict, holdout: pd.DataFrame, project: ProjectRe
     publication folder, so one person's decision can be explained later with
     ``lib.explain.explain_decision``. Only the plot is published."""
     import joblib
+    import numpy as np
+
+    from mlcomops_assets.lib import explain
 
     policy = project.policy()
     model = mlflow_session.load_model(model_record["model_uri"])

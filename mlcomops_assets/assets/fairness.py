@@ -3,12 +3,9 @@
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from mlcomops_assets.check_metadata import analysis_key, fairness_figures, outcome, published_record
 from mlcomops_assets.constants import EVIDENCE, FAIRNESS_REPORT, FAIRNESS_WITHIN_THRESHOLDS, HOLDOUT_DATA, TRAINED_MODEL
-from mlcomops_assets.lib import modeling
-from mlcomops_assets.lib.fairness import fairness_report as compute_fairness
 from mlcomops_assets.lib.gates import FAIRNESS_METRICS, assess, today
 from mlcomops_assets.metadata import figure, table
 from mlcomops_assets.publish_gate import publish_on_pass
@@ -46,7 +43,7 @@ _GROUP_COLUMNS = [
 def fairness_report(
     context: dg.AssetExecutionContext,
     model_record: dict,
-    holdout: pd.DataFrame,
+    holdout,
     project: ProjectResource,
     mlflow_session: MlflowSession,
 ):
@@ -57,6 +54,9 @@ def fairness_report(
     MetricFrame in a test.
     Groups below the policy's minimum size are flagged, not pooled. A violation passes only under a
     waiver of the policy that is in force today; the waiver is listed in the check's result."""
+    from mlcomops_assets.lib import modeling
+    from mlcomops_assets.lib.fairness import fairness_report as compute_fairness
+
     policy = project.policy()
     model = mlflow_session.load_model(model_record["model_uri"])
     y_pred = modeling.decisions(modeling.positive_scores(model, holdout, policy), policy)

@@ -6,7 +6,6 @@ import dagster as dg
 
 from mlcomops_assets.constants import DATA, RAW_DATA
 from mlcomops_assets.lib.files import file_md5
-from mlcomops_assets.lib.sources import SourceError, ingest_source, read_raw
 from mlcomops_assets.resources import ProjectResource
 
 
@@ -24,6 +23,8 @@ def raw_data(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.
     is this asset's data version, so every downstream materialization records which raw data it
     came from. Nothing here judges the data: the data-contract checks on this asset do that.
     """
+    from mlcomops_assets.lib.sources import SourceError, ingest_source, read_raw
+
     policy = project.policy()
     paths = project.paths
     target = paths.raw_file(policy.data.source.suffix)

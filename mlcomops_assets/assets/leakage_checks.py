@@ -8,10 +8,9 @@ AUC is implausibly high or rests on one feature. Severity follows ``gates.leakag
 fails the check as "not evaluated". Results carry column names, figures and limits, never a cell value.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 
 from mlcomops_assets.constants import (
     HOLDOUT_DATA,
@@ -21,10 +20,14 @@ from mlcomops_assets.constants import (
     NO_TARGET_LEAKAGE,
     TRAINING_DATA,
 )
-from mlcomops_assets.lib.leakage import Finding, LeakageNotEvaluated
 from mlcomops_assets.metadata import table
 from mlcomops_assets.policy import LeakageGate, Policy
 from mlcomops_assets.resources import MlflowSession, ProjectResource
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlcomops_assets.lib.leakage import Finding
 
 
 def _severity(gate: LeakageGate) -> dg.AssetCheckSeverity:
@@ -33,7 +36,7 @@ def _severity(gate: LeakageGate) -> dg.AssetCheckSeverity:
 
 def _verdict(
     context: dg.AssetCheckExecutionContext,
-    findings: list[Finding],
+    findings: "list[Finding]",
     passed_text: str,
     severity: dg.AssetCheckSeverity,
     metadata: dict[str, Any],
@@ -67,7 +70,7 @@ def _not_evaluated(
 
 @dg.asset_check(asset=TRAINING_DATA, name=NO_TARGET_LEAKAGE, blocking=True)
 def no_target_leakage(
-    context: dg.AssetCheckExecutionContext, training_data: pd.DataFrame, project: ProjectResource
+    context: dg.AssetCheckExecutionContext, training_data, project: ProjectResource
 ) -> dg.AssetCheckResult:
     """No feature alone predicts the label implausibly well (target leakage), checked before any model is
     trained. Each feature is scored by the cross-validated ROC AUC of a one-feature model (a shallow tree
@@ -76,7 +79,7 @@ def no_target_leakage(
     gates.leakage.sample_rows training rows. Above gates.leakage.max_single_feature_auc the column is
     named with its figure: declare it role: ignored in governance.yaml, or raise the limit. With
     gates.leakage.severity "block" a finding stops training (ERROR); with "warn" it is reported only."""
-    from mlcomops_assets.lib.leakage import FOLDS, auc_findings, single_feature_aucs
+    from mlcomops_assets.lib.leakage import FOLDS, LeakageNotEvaluated, auc_findings, single_feature_aucs
 
     policy = project.policy()
     gate = policy.gates.leakage
@@ -116,13 +119,13 @@ def no_target_leakage(
 
 @dg.asset_check(asset=TRAINING_DATA, name=NO_CONSTANT_FEATURES, blocking=False)
 def no_constant_features(
-    context: dg.AssetCheckExecutionContext, training_data: pd.DataFrame, project: ProjectResource
+    context: dg.AssetCheckExecutionContext, training_data, project: ProjectResource
 ) -> dg.AssetCheckResult:
     """Warns about constant and near-constant features in the training data: the share of rows holding a
     feature's most frequent value (a missing value counts as a value) is 1 (constant: it carries no
     information) or above gates.leakage.max_dominant_value_share (near-constant: the few other rows may
     be noise or a leak). Only the share is reported, never the value. Never blocks."""
-    from mlcomops_assets.lib.leakage import constant_findings, dominant_value_shares
+    from mlcomops_assets.lib.leakage import LeakageNotEvaluated, constant_findings, dominant_value_shares
 
     policy = project.policy()
     gate = policy.gates.leakage
@@ -154,14 +157,14 @@ def no_constant_features(
 
 
 def _importances(
-    candidate: dict, metric: str, holdout: pd.DataFrame, policy: Policy, mlflow_session: MlflowSession
+    candidate: dict, metric: str, holdout: "pd.DataFrame", policy: Policy, mlflow_session: MlflowSession
 ) -> tuple[dict[str, float], str]:
     """The candidate's holdout ROC AUC drop per permuted feature: the selection report's own figures when
     its metric is ROC AUC, else measured here on the candidate's logged model (same rows, seed, repeats)."""
     if metric == "roc_auc" and candidate.get("importance"):
         return {i["column"]: float(i["importance"]) for i in candidate["importance"]}, "model_selection_report"
     from mlcomops_assets.lib import modeling
-    from mlcomops_assets.lib.leakage import auc_drop_importance
+    from mlcomops_assets.lib.leakage import LeakageNotEvaluated, auc_drop_importance
 
     if not candidate.get("model_uri"):
         raise LeakageNotEvaluated(f"candidate '{candidate['name']}' has no logged model to measure")
@@ -185,7 +188,7 @@ def _importances(
 def model_does_not_leak(
     context: dg.AssetCheckExecutionContext,
     model_selection_report: dict,
-    holdout: pd.DataFrame,
+    holdout,
     project: ProjectResource,
     mlflow_session: MlflowSession,
 ) -> dg.AssetCheckResult:
@@ -196,7 +199,7 @@ def model_does_not_leak(
     figure: declare the column role: ignored in governance.yaml, or raise the limit. With
     gates.leakage.severity "block" it stops registration and promotion (ERROR); with "warn" it is
     reported only."""
-    from mlcomops_assets.lib.leakage import model_findings
+    from mlcomops_assets.lib.leakage import LeakageNotEvaluated, model_findings
 
     policy = project.policy()
     gate = policy.gates.leakage

@@ -2,7 +2,6 @@
 every production batch."""
 
 import dagster as dg
-import pandas as pd
 
 from mlcomops_assets.check_metadata import fairness_figures, outcome, with_limit
 from mlcomops_assets.constants import (
@@ -20,9 +19,7 @@ from mlcomops_assets.constants import (
     PRODUCTION_BATCHES,
     TRAINING_DATA,
 )
-from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.batches import labeled_rows
-from mlcomops_assets.lib.drift import drift_report as compute_drift
 from mlcomops_assets.lib.files import atomic_path, write_atomic
 from mlcomops_assets.lib.gates import DRIFT_SHARE, OUTLIER_SHARE, POSITIVE_RATE_CHANGE, SCORE_KS
 from mlcomops_assets.metadata import figure, table
@@ -39,7 +36,7 @@ from mlcomops_assets.resources import MlflowSession, ProjectResource
     # Refit whenever the training reference changes, never on data whose blocking checks failed.
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
 )
-def outlier_detector(reference: pd.DataFrame, project: ProjectResource):
+def outlier_detector(reference, project: ProjectResource):
     """An IsolationForest fitted on the training reference (features only), calibrated so that
     ``monitoring.outlier_reference_share`` of reference rows count as outliers. Each batch's outlier share
     is compared with that; the detector is saved under data/monitoring/."""
@@ -104,10 +101,10 @@ def _alarm_checks() -> list[dg.AssetCheckSpec]:
 )
 def batch_monitoring(
     context: dg.AssetExecutionContext,
-    batch: pd.DataFrame,
-    predictions: pd.DataFrame,
-    reference: pd.DataFrame,
-    holdout: pd.DataFrame,
+    batch,
+    predictions,
+    reference,
+    holdout,
     detector: dict,
     project: ProjectResource,
     mlflow_session: MlflowSession,
@@ -119,6 +116,8 @@ def batch_monitoring(
     it across batches; the alarms are asset checks, which the retraining sensor reads."""
     import joblib
 
+    from mlcomops_assets.lib import modeling
+    from mlcomops_assets.lib.drift import drift_report as compute_drift
     from mlcomops_assets.lib.gates import batch_verdicts, today
     from mlcomops_assets.lib.monitoring import labeled_quality
     from mlcomops_assets.lib.outliers import outlier_share

@@ -6,9 +6,9 @@ production_data is empty: production batches then come from the inbox only.
 """
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from mlcomops_assets.constants import (
     DATA,
@@ -21,14 +21,16 @@ from mlcomops_assets.constants import (
     TRAINING_DATA,
     VALIDATED_DATA,
 )
-from mlcomops_assets.lib.splitting import BATCH_COLUMN, SplitError, split_data, split_problems, stratification_gaps
 from mlcomops_assets.publish_gate import blocking_failed, publish_on_pass
 from mlcomops_assets.resources import ProjectResource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _TAGS = {"compliance/personal_data": "pseudonymous", "compliance/layer": "prepared"}
 
 
-def _class_counts(frame: pd.DataFrame, target: str) -> str:
+def _class_counts(frame: "pd.DataFrame", target: str) -> str:
     return ", ".join(f"{k}: {v}" for k, v in frame[target].value_counts().sort_index().items())
 
 
@@ -83,7 +85,7 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
     can_subset=False,
 )
 def data_splits(
-    context: dg.AssetExecutionContext, validated: pd.DataFrame, project: ProjectResource
+    context: dg.AssetExecutionContext, validated, project: ProjectResource
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Split the validated data: by time when the policy names a time column (training/holdout up to the
     cutoff, production after, each production period registered as a partition of the monitoring
@@ -91,6 +93,8 @@ def data_splits(
 
     Write-audit-publish: the splits are computed in memory and both checks evaluated first; the files
     under data/prepared/ are replaced only when both pass, so a failed split leaves the last good sets."""
+    from mlcomops_assets.lib.splitting import BATCH_COLUMN, SplitError, split_data
+
     policy = project.policy()
     spec = policy.data
     try:
@@ -121,7 +125,7 @@ def data_splits(
     yield from publish_on_pass("the prepared data", _outputs(splits, batches, policy, raw_md5), checks)
 
 
-def _outputs(splits, batches: pd.Series, policy, raw_md5: str) -> list[dg.Output]:
+def _outputs(splits, batches: "pd.Series", policy, raw_md5: str) -> list[dg.Output]:
     spec = policy.data
     common = {
         "raw_data_md5": raw_md5,
@@ -169,6 +173,8 @@ def _outputs(splits, batches: pd.Series, policy, raw_md5: str) -> list[dg.Output
 
 
 def _usable_check(splits, target: str) -> dg.AssetCheckResult:
+    from mlcomops_assets.lib.splitting import split_problems
+
     problems = split_problems(splits, target)
     return dg.AssetCheckResult(
         check_name=SPLITS_ARE_USABLE,
@@ -181,6 +187,8 @@ def _usable_check(splits, target: str) -> dg.AssetCheckResult:
 
 def _leakage_check(splits, policy) -> dg.AssetCheckResult:
     """Counts against the policy's cutoff, not the latest or earliest time itself (a cell value)."""
+    import pandas as pd
+
     spec = policy.data
     column, cutoff = spec.time_column, spec.training_cutoff
 
@@ -207,6 +215,8 @@ def _no_time_check(splits, policy, validated_rows: int) -> dg.AssetCheckResult:
     """Without a time column nothing can be checked against a cutoff; what is checked instead is that the
     split is what the policy says: disjoint training and holdout rows covering every validated row, each
     label class's holdout count within one row of its share (when split.stratify), and no production row."""
+    from mlcomops_assets.lib.splitting import stratification_gaps
+
     target = policy.data.target
     training, holdout = set(splits.training_positions.tolist()), set(splits.holdout_positions.tolist())
     shared = len(training & holdout)

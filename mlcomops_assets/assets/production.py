@@ -1,10 +1,8 @@
 """Production: each validated batch scored by the champion, with the exact model version that decided."""
 
 import dagster as dg
-import pandas as pd
 
 from mlcomops_assets.constants import BATCH_PREDICTIONS, PRODUCTION, PRODUCTION_BATCH, PRODUCTION_BATCHES
-from mlcomops_assets.lib import modeling
 from mlcomops_assets.resources import MlflowSession, ProjectResource
 
 
@@ -18,13 +16,16 @@ from mlcomops_assets.resources import MlflowSession, ProjectResource
     tags={"compliance/personal_data": "pseudonymous", "compliance/control": "automated-decision"},
 )
 def batch_predictions(
-    context: dg.AssetExecutionContext, batch: pd.DataFrame, project: ProjectResource, mlflow_session: MlflowSession
+    context: dg.AssetExecutionContext, batch, project: ProjectResource, mlflow_session: MlflowSession
 ):
     """The champion's score and decision for every row of the batch, stored with the exact registered
     model version that produced them (the alias is resolved once, before scoring). The champion is used
     only as the pipeline promoted it: its signed promotion record must verify, the alias must point at
     the version promoted last, and the artifact must have the signed hash; otherwise nothing is scored
     and the failure names the version and what failed."""
+    import pandas as pd
+
+    from mlcomops_assets.lib import modeling
     from mlcomops_assets.lib.promotion_record import ChampionIntegrityError
 
     policy = project.policy()

@@ -4,8 +4,9 @@ This is data, not production: model_candidates reads the validated batches' labe
 the batches belong to the data group that the model is built from.
 """
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
 
 from mlcomops_assets.constants import DATA, PRODUCTION_BATCH, PRODUCTION_BATCHES, PRODUCTION_DATA
 from mlcomops_assets.lib.batches import (
@@ -17,17 +18,20 @@ from mlcomops_assets.lib.batches import (
     source_identity,
 )
 from mlcomops_assets.lib.files import file_md5
-from mlcomops_assets.lib.gx_validation import blocking_failures, unreadable, validate
-from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, protect_identifiers
-from mlcomops_assets.lib.sources import SourceError, read_raw, typed
-from mlcomops_assets.lib.splitting import BATCH_COLUMN
 from mlcomops_assets.resources import ProjectResource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _SUITE = "production_batch_contract"
 
 
-def _from_inbox(context: dg.AssetExecutionContext, path, project: ProjectResource) -> tuple[pd.DataFrame, dict]:
+def _from_inbox(context: dg.AssetExecutionContext, path, project: ProjectResource) -> "tuple[pd.DataFrame, dict]":
     """Read and validate an inbox file; a refused file is quarantined and the step fails."""
+    from mlcomops_assets.lib.gx_validation import blocking_failures, unreadable, validate
+    from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, protect_identifiers
+    from mlcomops_assets.lib.sources import SourceError, read_raw, typed
+
     policy = project.policy()
     md5 = file_md5(path)
     try:
@@ -61,7 +65,7 @@ def _from_inbox(context: dg.AssetExecutionContext, path, project: ProjectResourc
     code_version="1",
     tags={"compliance/personal_data": "pseudonymous", "compliance/layer": "validated"},
 )
-def production_batch(context: dg.AssetExecutionContext, production: pd.DataFrame, project: ProjectResource):
+def production_batch(context: dg.AssetExecutionContext, production, project: ProjectResource):
     """One production batch, validated and typed like the training data: a file from the inbox
     (``monitoring.inbox``, CSV or Parquet, named after the batch), or a period of the data after the
     training cutoff (only when the policy names a time column; without one, every batch is an inbox file).
@@ -71,6 +75,8 @@ def production_batch(context: dg.AssetExecutionContext, production: pd.DataFrame
     a file that breaks it fails this step with each failed rule, column and row count, is moved to
     ``data/quarantine/`` with a note of the failed rules (names and counts, never values), and nothing
     downstream runs for it."""
+    from mlcomops_assets.lib.splitting import BATCH_COLUMN
+
     key = context.partition_key
     policy = project.policy()
     files = inbox_files(project.paths.home / policy.monitoring.inbox)

@@ -1,7 +1,6 @@
 """Registration: the candidate the selection report chose, as a new version of the registered model."""
 
 import dagster as dg
-import pandas as pd
 
 from mlcomops_assets.constants import (
     MODEL,
@@ -11,8 +10,6 @@ from mlcomops_assets.constants import (
     TRAINED_MODEL,
     TRAINING_DATA,
 )
-from mlcomops_assets.lib import modeling
-from mlcomops_assets.lib.candidates import predicts_identically
 from mlcomops_assets.lib.lineage import registration_mismatches
 from mlcomops_assets.publish_gate import publish_on_pass
 from mlcomops_assets.resources import MlflowSession, ProjectResource
@@ -47,7 +44,7 @@ def trained_model(
     context: dg.AssetExecutionContext,
     selection: dict,
     candidates: dict,
-    training: pd.DataFrame,
+    training,
     project: ProjectResource,
     mlflow_session: MlflowSession,
 ):
@@ -58,6 +55,9 @@ def trained_model(
     was made for other candidates, however this asset is launched. The value stored here is a small
     record naming that exact version; downstream assets load that version, never "latest".
     """
+    from mlcomops_assets.lib import modeling
+    from mlcomops_assets.lib.candidates import predicts_identically
+
     policy = project.policy()
     chosen = selection.get("chosen")
     if chosen is None:

@@ -3,7 +3,6 @@
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from mlcomops_assets.constants import (
     A_CANDIDATE_PASSES_EVERY_GATE,
@@ -13,7 +12,6 @@ from mlcomops_assets.constants import (
     MODEL_SELECTION_REPORT,
     TRAINING_DATA,
 )
-from mlcomops_assets.lib.candidate_evaluation import candidate_metrics, selection_markdown, selection_report
 from mlcomops_assets.lib.gates import today
 from mlcomops_assets.lib.publication import publish_markdown
 from mlcomops_assets.lib.stale_runs import process_tags
@@ -44,8 +42,8 @@ from mlcomops_assets.resources import MlflowSession, ProjectResource
 def model_selection_report(
     context: dg.AssetExecutionContext,
     candidates: dict,
-    holdout: pd.DataFrame,
-    training: pd.DataFrame,
+    holdout,
+    training,
     project: ProjectResource,
     mlflow_session: MlflowSession,
 ):
@@ -58,6 +56,8 @@ def model_selection_report(
     fairlearn-mitigated version of it is evaluated too, with its accuracy cost. Waivers from the policy
     that excuse a violation are listed with approver and expiry.
     """
+    from mlcomops_assets.lib.candidate_evaluation import selection_markdown, selection_report
+
     policy = project.policy()
     models = {e["name"]: mlflow_session.load_model(e["model_uri"]) for e in candidates["candidates"]}
     report = selection_report(candidates, models, training, holdout, policy, today())
@@ -100,6 +100,8 @@ def model_selection_report(
 
 def _log_to_mlflow(mlflow_session: MlflowSession, experiment: str, report: dict[str, Any], dagster_run_id: str) -> None:
     """Holdout and fairness evidence on each candidate's run; the mitigated candidate gets a run of its own."""
+    from mlcomops_assets.lib.candidate_evaluation import candidate_metrics
+
     for r in report["candidates"]:
         if r.get("run_id") is None:
             tags = {

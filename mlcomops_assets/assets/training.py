@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 
 import mlcomops_assets
 from mlcomops_assets.batch_sources import recorded_source
@@ -16,8 +15,6 @@ from mlcomops_assets.constants import (
     RAW_MD5_ATTR,
     TRAINING_DATA,
 )
-from mlcomops_assets.lib import candidates as candidate_lib
-from mlcomops_assets.lib import modeling
 from mlcomops_assets.lib.batches import source_identity, with_labeled_batches
 from mlcomops_assets.lib.files import fault_point
 from mlcomops_assets.lib.lineage import git_commit
@@ -69,7 +66,7 @@ def lineage_tags(context: dg.AssetExecutionContext, raw_md5: str, policy_fingerp
 )
 def model_candidates(
     context: dg.AssetExecutionContext,
-    training: pd.DataFrame,
+    training,
     batches: dict,
     project: ProjectResource,
     mlflow_session: MlflowSession,
@@ -84,6 +81,9 @@ def model_candidates(
     (skops, with an explicit list of trusted scikit-learn/numpy types), its signature and tags linking
     back to the Dagster run, asset, code version, raw-data MD5, policy fingerprint and git commit.
     """
+    from mlcomops_assets.lib import candidates as candidate_lib
+    from mlcomops_assets.lib import modeling
+
     policy = project.policy()
     raw_md5 = training.attrs.get(RAW_MD5_ATTR, "unknown")
     # Only batches of the data source the policy names: after a switch of dataset, the previous source's

@@ -9,21 +9,21 @@ Direct identifiers are dropped or pseudonymized here and never reach the validat
 """
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 
 from mlcomops_assets.constants import DATA, NO_PROXY_FEATURES, RAW_DATA, RAW_MD5_ATTR, SPLITS_ARE_USABLE, VALIDATED_DATA
 from mlcomops_assets.lib.files import file_md5, write_json
-from mlcomops_assets.lib.gx_validation import RuleResult, Validation, blocking_failures, unreadable, validate
-from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, protect_identifiers
 from mlcomops_assets.lib.rules import rules_from_policy
-from mlcomops_assets.lib.sources import SourceError, read_raw, typed
-from mlcomops_assets.lib.splitting import SplitError, split_data, split_problems
 from mlcomops_assets.metadata import table
 from mlcomops_assets.policy import Policy
 from mlcomops_assets.resources import ProjectResource
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlcomops_assets.lib.gx_validation import RuleResult, Validation
 
 SUITE_NAME = "raw_data_contract"
 
@@ -37,8 +37,11 @@ def _raw_path(project: ProjectResource, policy: Policy):
 
 def run_contract(
     project: ProjectResource, policy: Policy, with_docs: bool = False
-) -> tuple[pd.DataFrame | None, Validation]:
+) -> "tuple[pd.DataFrame | None, Validation]":
     """Read the raw file and validate it against every rule of the contract."""
+    from mlcomops_assets.lib.gx_validation import Validation, unreadable, validate
+    from mlcomops_assets.lib.sources import SourceError, read_raw
+
     rules = rules_from_policy(policy.data, project.paths.home)
     try:
         frame = read_raw(_raw_path(project, policy), policy.data)
@@ -52,8 +55,10 @@ def _verdict_file(project: ProjectResource):
     return project.paths.validation_dir / "contract_verdict.json"
 
 
-def record_verdict(project: ProjectResource, raw_md5: str, policy: Policy, validation: Validation) -> None:
+def record_verdict(project: ProjectResource, raw_md5: str, policy: Policy, validation: "Validation") -> None:
     """Which exact bytes passed (or failed) the full contract under which policy, for validated_data."""
+    from mlcomops_assets.lib.gx_validation import blocking_failures
+
     write_json(
         _verdict_file(project),
         {
@@ -76,7 +81,7 @@ def passing_verdict(project: ProjectResource, raw_md5: str, policy: Policy) -> d
     return verdict if same and verdict.get("passed") else None
 
 
-def _result_metadata(result: RuleResult) -> dict[str, Any]:
+def _result_metadata(result: "RuleResult") -> dict[str, Any]:
     return {
         "rule": result.rule,
         "expectation": result.expectation,
@@ -144,10 +149,12 @@ def build_contract_checks(policy: Policy, home) -> dg.AssetChecksDefinition:
     return raw_data_contract
 
 
-def _audit_splits(frame: pd.DataFrame, policy: Policy) -> None:
+def _audit_splits(frame: "pd.DataFrame", policy: Policy) -> None:
     """Audit before publish: data that passes the contract but cannot be split (no rows before the
     cutoff, one label class in the training window) would replace the validated layer and leave it
     out of step with the champion; it is refused here, with counts, before anything is written."""
+    from mlcomops_assets.lib.splitting import SplitError, split_data, split_problems
+
     try:
         problems = split_problems(split_data(frame, policy), policy.data.target)
     except SplitError as exc:
@@ -168,7 +175,7 @@ def _audit_splits(frame: pd.DataFrame, policy: Policy) -> None:
     code_version="3",
     tags={"compliance/personal_data": "pseudonymous", "compliance/layer": "validated"},
 )
-def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output[pd.DataFrame]:
+def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output:
     """The raw data after it passed every critical rule of the data contract, typed per the policy.
 
     Identifier columns never pass in clear: they are dropped, or replaced by a keyed HMAC-SHA-256
@@ -179,6 +186,10 @@ def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) 
     failed rules, columns and row counts. Data that cannot be split into usable training and holdout
     sets is refused too (rule ``splits_are_usable``), before anything is written.
     """
+    from mlcomops_assets.lib.gx_validation import blocking_failures
+    from mlcomops_assets.lib.pseudonyms import PseudonymKeyError, protect_identifiers
+    from mlcomops_assets.lib.sources import SourceError, read_raw, typed
+
     policy = project.policy()
     # Hash before reading: the version recorded is never newer than the bytes validated.
     raw_md5 = file_md5(_raw_path(project, policy))
@@ -243,7 +254,7 @@ def validated_data(context: dg.AssetExecutionContext, project: ProjectResource) 
     description="Warns when a feature (alone, by normalized mutual information) or all features together "
     "(cross-validated AUC) predict a protected attribute above the policy's limits.",
 )
-def no_proxy_features(validated_data: pd.DataFrame, project: ProjectResource) -> dg.AssetCheckResult:
+def no_proxy_features(validated_data, project: ProjectResource) -> dg.AssetCheckResult:
     """Proxy detection: a feature that predicts a protected attribute can reintroduce what purpose binding
     removed. Reports every (protected attribute, feature) pair and warns above the policy's thresholds."""
     from mlcomops_assets.lib.proxies import proxy_strength

@@ -16,12 +16,14 @@ import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mlcomops_assets.lib.files import file_md5, write_json
 from mlcomops_assets.lib.rules import Kind, Rule, rules_from_policy
 from mlcomops_assets.policy import DataSpec, Policy
+
+if TYPE_CHECKING:  # imported where used, so loading the code location does not import pandas
+    import pandas as pd
 
 BATCH_SUFFIXES = (".csv", ".parquet")
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
@@ -125,6 +127,8 @@ def with_labeled_batches(
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """The training rows plus the labeled rows of the latest ``retrain_window_batches`` batches (in the
     order the batches were registered), and how many rows each added batch gave."""
+    import pandas as pd
+
     window = policy.monitoring.retrain_window_batches
     if not window or not batches:
         return training, {}
