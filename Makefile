@@ -136,6 +136,7 @@ inbox-demo: setup
 # python benchmarks/serving.py; leave it out: BENCH_ARGS=--no-serving): benchmarks/out/results.{json,md}.
 bench: setup
 	python benchmarks/run.py $(BENCH_ARGS)
+	python benchmarks/import_ratio.py | tee -a benchmarks/out/results.md
 
 # `lint-imports` checks the layering contracts (pyproject.toml [tool.importlinter]: lib/ free of
 # Dagster and MLflow, asset modules independent). `dg check defs` loads the code location as Dagster
