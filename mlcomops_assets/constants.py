@@ -89,6 +89,8 @@ MONITOR_BATCH_JOB = "monitor_batch"
 AUDIT_JOB = "audit"
 AUDIT_SENSOR = "audit_sensor"
 INBOX_SENSOR = "inbox_sensor"
+# Writes the scoring service's decisions into the inbox as production batches (served_batches.py).
+SERVED_DECISIONS_SENSOR = "served_decisions_sensor"
 RETRAINING_SENSOR = "retraining_sensor"
 DAILY_MONITORING = "daily_monitoring"
 WEEKLY_RETRAINING = "weekly_retraining"

@@ -31,6 +31,7 @@ from mlcomops_assets.constants import AUDIT_JOB, CHAMPION_MODEL, END_TO_END_JOB,
 from mlcomops_assets.io_manager import DataFolderIOManager
 from mlcomops_assets.policy import load_policy
 from mlcomops_assets.resources import EvidenceCatalog, MlflowSession, ProjectResource
+from mlcomops_assets.served_batches import served_decisions_sensor
 from mlcomops_assets.settings import ProjectPaths, default_home
 
 ALL_ASSETS = [
@@ -99,6 +100,7 @@ def build_defs(home: Path) -> dg.Definitions:
         jobs=[end_to_end, monitor_batch, audit_job],
         sensors=[
             inbox_sensor,
+            served_decisions_sensor,
             retraining_sensor,
             dead_run_sensor,
             audit_sensor,

@@ -139,9 +139,12 @@ class DecisionLogVerification:
     head_hash: str | None = None  # the newest decision's record hash: keep it elsewhere to detect a rewrite
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8 text, no NaN: one text per value, so its hash is stable."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _CANONICAL.encode(value)  # = json.dumps(value, sort_keys=True, separators=(",", ":"), ...)
 
 
 def _sha256(text: str) -> str:
@@ -214,8 +217,18 @@ class DecisionLog:
         return hmac.new(self._key, payload.encode("utf-8"), hashlib.sha256).hexdigest()
 
     @staticmethod
-    def _decision_hash(row: Mapping[str, Any]) -> str:
-        content = {k: (json.loads(row[k]) if k in _JSON_FIELDS else row[k]) for k in _HASHED_DECISION_FIELDS}
+    def _decision_hash(row: Mapping[str, Any], canonical: bool = False) -> str:
+        """SHA-256 of the canonical JSON of the hashed fields, the JSON fields as the values they hold.
+        ``canonical``: the JSON fields' texts are known to be canonical JSON of text-keyed values (as
+        ``_prepare`` writes them), so parsing and serializing them again would give the same texts: they
+        are put in as they are."""
+        content = {k: row[k] for k in _HASHED_DECISION_FIELDS}
+        if canonical:
+            raw = {k: row[k] for k in _JSON_FIELDS}
+            filled = _fill(canonical_json({"schema": SCHEMA, **content, **{k: _placeholder(k) for k in raw}}), raw)
+            if filled is not None:
+                return _sha256(filled)
+        content.update({k: json.loads(row[k]) for k in _JSON_FIELDS})
         return _sha256(canonical_json({"schema": SCHEMA, **content}))
 
     @staticmethod
@@ -269,6 +282,15 @@ class DecisionLog:
     def append_many(self, entries: Sequence[Mapping[str, Any]]) -> list[dict]:
         """Store several decisions in one transaction (all or none), chained in the given order; each
         entry takes the keyword arguments of ``append``. Returns their receipts."""
+        return [_receipt(row) for row, _ in self._append_rows(entries)]
+
+    def append_many_json(self, entries: Sequence[Mapping[str, Any]]) -> list[str]:
+        """``append_many``, with each receipt as JSON text: ``receipt_json`` of the receipt, built from the
+        stored JSON of its reasons and attribution instead of parsing and serializing them again."""
+        return [_receipt_json(row, canonical) for row, canonical in self._append_rows(entries)]
+
+    def _append_rows(self, entries: Sequence[Mapping[str, Any]]) -> list[tuple[dict, bool]]:
+        """The stored rows, each with whether its JSON fields are canonical texts (``_decision_hash``)."""
         prepared = [self._prepare(entry) for entry in entries]
         for attempt in range(_APPEND_RETRIES):
             try:
@@ -279,57 +301,69 @@ class DecisionLog:
                     )
                     # Stamped after reading the head, so the chain's order is the order of time.
                     now = dt.datetime.now(dt.UTC)
+                    stamps: dict[tuple[dt.datetime, dt.timedelta], tuple[str, str]] = {}
                     rows = []
-                    for values, retention in prepared:
+                    for values, retention, _ in prepared:
                         seq += 1
                         created = values["created_at"] or now
+                        stamp = stamps.get((created, retention))
+                        if stamp is None:  # a batch shares its time: formatted once
+                            stamp = stamps[created, retention] = (utc_text(created), utc_text(created + retention))
                         row = {
                             **values,
-                            "created_at": utc_text(created),
-                            "expires_at": utc_text(created + retention),
+                            "created_at": stamp[0],
+                            "expires_at": stamp[1],
                             "seq": seq,
                             "prev_receipt_id": prev_id,
                             "prev_hash": prev_hash,
                         }
-                        row["record_hash"] = self._decision_hash(row)
+                        row["record_hash"] = self._decision_hash(row, canonical=prepared[len(rows)][2])
                         rows.append(row)
                         prev_id, prev_hash = row["receipt_id"], row["record_hash"]
                     conn.execute(sa.insert(decisions_table), rows)
                     self._set_head(conn, "decisions", head is not None, seq, prev_id, prev_hash)
-                return [_receipt(row) for row in rows]
+                return [(row, p[2]) for row, p in zip(rows, prepared, strict=True)]
             except (sa.exc.IntegrityError, sa.exc.OperationalError):
                 # Another process appended between our read of the head and our insert: read it again.
                 if attempt == _APPEND_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _prepare(self, entry: Mapping[str, Any]) -> tuple[dict, dt.timedelta]:
-        """The row of one entry without its place in the chain and its time; and its retention."""
+    def _prepare(self, entry: Mapping[str, Any]) -> tuple[dict, dt.timedelta, bool]:
+        """The row of one entry without its place in the chain and its time; its retention; and whether
+        its JSON fields (reasons, attribution) are stored as the canonical JSON of text-keyed values."""
         created = entry.get("created_at")
         if created is not None:
             utc_text(created)  # refuses a naive time before anything is written
         retention = dt.timedelta(days=int(entry["retention_days"]))
-        inputs = dict(entry["inputs"])
-        identifiers = dict(entry.get("identifiers") or {})
-        protected = dict(entry.get("protected") or {})
-        return {
-            "receipt_id": str(uuid.uuid4()),
-            "created_at": created,
-            "model_name": str(entry["model_name"]),
-            "model_version": str(entry["model_version"]),
-            "artifact_sha256": str(entry["artifact_sha256"]),
-            "input_hash": self.input_hash(inputs, identifiers, protected),
-            "inputs": canonical_json(inputs),
-            "identifiers": canonical_json(identifiers),
-            "protected": canonical_json(protected),
-            "score": float(entry["score"]),
-            "decision": str(entry["decision"]),
-            "favourable": bool(entry["favourable"]),
-            "threshold": float(entry["threshold"]),
-            "reasons": canonical_json(list(entry["reasons"])),
-            "attribution": canonical_json(dict(entry["attribution"])),
-            "explanation": entry.get("explanation"),
-        }, retention
+        inputs = canonical_json(dict(entry["inputs"]))
+        identifiers = canonical_json(dict(entry.get("identifiers") or {}))
+        protected = canonical_json(dict(entry.get("protected") or {}))
+        reasons, attribution = list(entry["reasons"]), dict(entry["attribution"])
+        # The canonical JSON of {"inputs", "identifiers", "protected"} (input_hash), from the texts stored.
+        payload = f'{{"identifiers":{identifiers},"inputs":{inputs},"protected":{protected}}}'
+        return (
+            {
+                "receipt_id": str(uuid.uuid4()),
+                "created_at": created,
+                "model_name": str(entry["model_name"]),
+                "model_version": str(entry["model_version"]),
+                "artifact_sha256": str(entry["artifact_sha256"]),
+                "input_hash": hmac.new(self._key, payload.encode("utf-8"), hashlib.sha256).hexdigest(),
+                "inputs": inputs,
+                "identifiers": identifiers,
+                "protected": protected,
+                "score": float(entry["score"]),
+                "decision": str(entry["decision"]),
+                "favourable": bool(entry["favourable"]),
+                "threshold": float(entry["threshold"]),
+                "reasons": canonical_json(reasons),
+                "attribution": canonical_json(attribution),
+                "explanation": entry.get("explanation"),
+            },
+            retention,
+            _text_keys(reasons) and _text_keys(attribution),
+        )
 
     @staticmethod
     def _set_head(conn: sa.Connection, chain: str, exists: bool, seq: int, receipt_id: str, record_hash: str) -> None:
@@ -509,8 +543,65 @@ class DecisionLog:
         return problems
 
 
-def _receipt(row: Mapping[str, Any]) -> dict:
-    """What a decision's receipt says; the same for the answer to the request and for ``get``."""
+# Stands for a JSON field's stored text while the document around it is serialized; a random part per
+# process, and _fill checks that it occurs exactly once, so no value sent or stored can be taken for it.
+_PLACEHOLDER = f"@@mlcomops-decision-log-{uuid.uuid4().hex}-{{}}@@"
+
+
+def _placeholder(name: str) -> str:
+    return _PLACEHOLDER.format(name)
+
+
+def _fill(text: str, raw: Mapping[str, str]) -> str | None:
+    """``text`` with each quoted placeholder replaced by its JSON text; None if one does not occur once."""
+    for name, value in raw.items():
+        quoted = f'"{_placeholder(name)}"'
+        if text.count(quoted) != 1:
+            return None
+        text = text.replace(quoted, value)
+    return text
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def _text_keys(value: Any) -> bool:
+    """Whether every dict in ``value`` has text keys: then its canonical JSON, parsed and serialized again,
+    is the same text (another key would be turned into text and could sort differently)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str):
+                    return False
+                if isinstance(inner, _CONTAINERS):
+                    pending.append(inner)
+        elif isinstance(item, list | tuple):
+            pending.extend(inner for inner in item if isinstance(inner, _CONTAINERS))
+    return True
+
+
+def receipt_json(receipt: Mapping[str, Any]) -> str:
+    """A receipt as the service answers it (FastAPI's JSON: no spaces, UTF-8 text, keys in their order)."""
+    return json.dumps(receipt, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
+
+def _receipt_json(row: Mapping[str, Any], canonical: bool) -> str:
+    """``receipt_json(_receipt(row))``; when the stored JSON of the reasons and the attribution is known to
+    be canonical (``_decision_hash``), it is put in as it is instead of being parsed and serialized again."""
+    if canonical:
+        raw = {k: row[k] for k in _JSON_FIELDS}
+        filled = _fill(receipt_json(_receipt(row, {k: _placeholder(k) for k in raw})), raw)
+        if filled is not None:
+            return filled
+    return receipt_json(_receipt(row))
+
+
+def _receipt(row: Mapping[str, Any], parsed: Mapping[str, Any] | None = None) -> dict:
+    """What a decision's receipt says; the same for the answer to the request and for ``get``.
+    ``parsed``: the JSON fields' values, if already at hand."""
+    parsed = parsed if parsed is not None else {k: json.loads(row[k]) for k in _JSON_FIELDS}
     return {
         "receipt_id": row["receipt_id"],
         "created_at": row["created_at"],
@@ -524,8 +615,8 @@ def _receipt(row: Mapping[str, Any]) -> dict:
         "favourable": bool(row["favourable"]),
         "score": row["score"],
         "threshold": row["threshold"],
-        "reasons": json.loads(row["reasons"]),
-        "attribution": json.loads(row["attribution"]),
+        "reasons": parsed["reasons"],
+        "attribution": parsed["attribution"],
         "explanation": row["explanation"],
         "record_hash": row["record_hash"],
     }

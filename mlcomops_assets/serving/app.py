@@ -11,7 +11,7 @@
 
 Requests must name ``127.0.0.1`` or ``localhost`` as Host (a DNS-rebound name is refused) and send JSON
 as ``application/json`` (a browser cannot send that cross-origin without a preflight, which is not
-answered), at most 1 MiB and 1000 applications.
+answered), at most ``MAX_BODY_BYTES`` (8 MiB) and ``MAX_BATCH`` (10,000) applications.
 """
 
 import datetime as dt
@@ -229,9 +229,13 @@ def create_app(
             {"error": "no verified champion", "reason": reason, "champion_check": holder.check}, status_code=503
         )
 
-    def decide_and_log(champion, applications: list) -> tuple[list[dict], list[dict], list[bool] | None]:
+    def decide_and_log(champion, applications: list, batch: bool) -> tuple[list[dict], bytes, list[bool] | None]:
+        """Decide, log, and the answer's body: the receipts as the decision log wrote them (the same JSON
+        as ``JSONResponse`` of the receipts, without parsing and serializing the stored JSON again)."""
         entries, flags = decide(champion, applications, schema, policy, settings.input_key)
-        return entries, decision_log.append_many(entries), flags
+        receipts = decision_log.append_many_json(entries)
+        body = '{"decisions":[' + ",".join(receipts) + "]}" if batch else receipts[0]
+        return entries, body.encode("utf-8"), flags
 
     @app.post(
         "/decisions",
@@ -254,9 +258,9 @@ def create_app(
         champion = holder.current  # taken once: a swap during this request does not affect it
         if champion is None:
             return unavailable()
-        entries, receipts, flags = await run_in_threadpool(decide_and_log, champion, parsed.applications)
+        entries, body, flags = await run_in_threadpool(decide_and_log, champion, parsed.applications, parsed.batch)
         metrics.record_decisions(champion.version, entries, flags)
-        return JSONResponse({"decisions": receipts} if parsed.batch else receipts[0])
+        return Response(body, media_type="application/json")
 
     @app.get(
         "/decisions/{receipt_id}",
@@ -323,6 +327,7 @@ def create_app(
                 "promotion": {"kind": record.kind, "decided_at": record.decided_at, "verdict": record.verdict},
                 "explainer": champion.explainer.provenance,
                 "outlier_detector": champion.outliers.status,
+                "scoring": champion.scorer.status if champion.scorer else {"fast_path": False},
                 "champion_check": holder.check,
             }
         )

@@ -18,6 +18,7 @@ that were verified are the ones in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -29,6 +30,7 @@ from mlcomops_assets.lib.promotion_record import ChampionIntegrityError, Promoti
 
 if TYPE_CHECKING:
     from mlcomops_assets.serving.explanations import ServedExplainer
+    from mlcomops_assets.serving.fastpath import Scorer
     from mlcomops_assets.serving.metrics import ServiceMetrics
     from mlcomops_assets.serving.outliers import OutlierWatch
     from mlcomops_assets.serving.settings import ServingSettings
@@ -48,6 +50,7 @@ class Champion:
     explainer: ServedExplainer
     outliers: OutlierWatch
     loaded_at: str
+    scorer: Scorer | None = None  # the checked fast path (None: the pipeline itself)
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "artifact_sha256": self.artifact_sha256}
@@ -88,6 +91,7 @@ def load_champion(client, settings: ServingSettings, public_key: str) -> Champio
     from mlcomops_assets.lib.modeling import positive_scores
     from mlcomops_assets.registry import verified_champion
     from mlcomops_assets.serving.explanations import attributions, rebuild_explainer
+    from mlcomops_assets.serving.fastpath import build_scorer, verification_rows
     from mlcomops_assets.serving.outliers import build_outlier_watch
     from mlcomops_assets.serving.scoring import application_frame, warm_up_row
 
@@ -109,7 +113,33 @@ def load_champion(client, settings: ServingSettings, public_key: str) -> Champio
     positive_scores(champion.model, trial, policy)
     attributions(explainer, champion.model, trial, policy)  # raises if not faithful
     outliers.flags(trial, policy)
-    return champion
+    rows = verification_rows(policy, _sample(settings))
+    scorer = build_scorer(champion.model, explainer, outliers, policy, rows)
+    if not scorer.status.get("fast_path"):
+        log.warning("%s v%s: the fast path is off (%s)", champion.name, champion.version, scorer.status.get("reason"))
+    return dataclasses.replace(champion, scorer=scorer)
+
+
+def _sample(settings: ServingSettings):
+    """Real rows to check the fast path on: the holdout (else the training reference), if present."""
+    import pandas as pd
+
+    for name in ("holdout_data.parquet", "training_data.parquet"):
+        path = settings.paths.prepared_dir / name
+        if path.is_file():
+            return pd.read_parquet(path).head(500)
+    return None
+
+
+def _settle_memory() -> None:
+    """After a swap: collect what the previous champion left, then freeze every object that is left (the
+    libraries, the champion) out of the garbage collector's scans, so a large batch does not pay for
+    walking them again and again. Frozen objects are still freed by reference counting."""
+    import gc
+
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class ChampionHolder:
@@ -185,6 +215,7 @@ class ChampionHolder:
                 self._failed(alias, f"{name} v{alias} could not be loaded and tried out: {type(exc).__name__}: {exc}")
                 return
             self._current = loaded  # the swap: one reference; requests in flight keep the one they took
+            _settle_memory()
             self._metrics.reloads.labels(result="success").inc()
             self._metrics.serving(loaded.name, loaded.version, loaded.artifact_sha256)
             previous = f"v{current.version}" if current is not None else "nothing"

@@ -132,14 +132,18 @@ class ServiceMetrics:
 
     def _record(self, version: str, entries: list[dict], outlier_flags: list[bool] | None) -> None:
         counts = self._counts.setdefault(version, [0, 0, 0, 0])  # decisions, favourable, checked, outliers
+        by_decision: dict[str, int] = {}
+        scores = self.scores.labels(model_version=version)
+        favourable = 0
         for entry in entries:
-            self.decisions.labels(model_version=version, decision=entry["decision"]).inc()
-            self.scores.labels(model_version=version).observe(entry["score"])
-            counts[0] += 1
-            if entry["favourable"]:
-                self.favourable.labels(model_version=version).inc()
-                counts[1] += 1
-        self.favourable.labels(model_version=version)  # present at 0 too
+            by_decision[entry["decision"]] = by_decision.get(entry["decision"], 0) + 1
+            scores.observe(entry["score"])
+            favourable += bool(entry["favourable"])
+        for decision, count in by_decision.items():
+            self.decisions.labels(model_version=version, decision=decision).inc(count)
+        counts[0] += len(entries)
+        counts[1] += favourable
+        self.favourable.labels(model_version=version).inc(favourable)  # present at 0 too
         self.favourable_rate.labels(model_version=version).set(counts[1] / counts[0] if counts[0] else 0.0)
         if outlier_flags is not None:
             flagged = sum(outlier_flags)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlcomops_assets.policy import Policy
-from mlcomops_assets.serving.explanations import attributions, reasons
+from mlcomops_assets.serving.explanations import attribution_records, reasons
 from mlcomops_assets.serving.schema import ApplicationSchema
 
 if TYPE_CHECKING:
@@ -48,25 +48,30 @@ def decide(
     input_key: bytes,
 ) -> tuple[list[dict], list[bool] | None]:
     """One decision-log entry per application (``DecisionLog.append`` keywords), in order, and the
-    outlier flags (None when the outlier watch is off)."""
+    outlier flags (None when the outlier watch is off). The whole request is scored, explained and
+    screened at once (``serving.fastpath``: the champion's checked fast path, or the pipeline itself)."""
     import pandas as pd
 
-    from mlcomops_assets.lib.modeling import decisions, positive_scores
+    from mlcomops_assets.lib.modeling import decisions
     from mlcomops_assets.lib.pseudonyms import pseudonymize
+    from mlcomops_assets.serving.fastpath import Scorer
 
     split = [schema.split(application) for application in applications]
-    inputs = [s[0] for s in split]
-    frame = application_frame(inputs, policy)
-    scores = positive_scores(champion.model, frame, policy)
-    favourable = decisions(scores, policy)
-    explained = attributions(champion.explainer, champion.model, frame, policy)
-    flags = champion.outliers.flags(frame, policy)
+    scorer = champion.scorer or Scorer(champion.model, champion.explainer, champion.outliers, policy)
+    scored = scorer.score([s[0] for s in split])
+    favourable = decisions(scored.scores, policy)
+    explained = attribution_records(champion.explainer, scored.outputs, scored.contributions, policy)
+    # Identifiers: one keyed pseudonym per value, column by column (in name order, as stored).
+    pseudonyms: list[dict[str, Any]] = [{} for _ in split]
+    for name in sorted({n for _, identifiers, _ in split for n in identifiers}):
+        having = [i for i, (_, identifiers, _) in enumerate(split) if name in identifiers]
+        values = pd.Series([split[i][1][name] for i in having])
+        for i, pseudonym in zip(having, pseudonymize(values, input_key).tolist(), strict=True):
+            pseudonyms[i][name] = pseudonym
     adverse = negative_label(policy)
+    threshold = float(policy.model.decision_threshold)
     entries = []
-    for i, (features, identifiers, protected) in enumerate(split):
-        pseudonyms = {
-            name: pseudonymize(pd.Series([value]), input_key).iloc[0] for name, value in sorted(identifiers.items())
-        }
+    for i, (features, _, protected) in enumerate(split):
         good = bool(favourable[i])
         entries.append(
             {
@@ -74,19 +79,19 @@ def decide(
                 "model_version": champion.version,
                 "artifact_sha256": champion.artifact_sha256,
                 "inputs": features,
-                "identifiers": pseudonyms,
+                "identifiers": pseudonyms[i],
                 "protected": protected,
-                "score": float(scores[i]),
+                "score": float(scored.scores[i]),
                 "decision": policy.data.positive_label if good else adverse,
                 "favourable": good,
-                "threshold": float(policy.model.decision_threshold),
+                "threshold": threshold,
                 "reasons": reasons(explained[i], policy),
                 "attribution": explained[i],
                 "explanation": None if good else policy.serving.explanation_text,
                 "retention_days": policy.serving.retention_days,
             }
         )
-    return entries, flags
+    return entries, scored.flags
 
 
 def warm_up_row(policy: Policy) -> dict[str, Any]:

@@ -23,9 +23,11 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 # The project rule: every server binds to the loopback interface only (docs/security.md).
 ALLOWED_HOSTS = ("127.0.0.1",)
-# Largest request body and batch the service accepts.
-MAX_BODY_BYTES = 1_048_576
-MAX_BATCH = 1000
+# Largest request body and batch the service accepts: 10,000 applications (about 1 MB of JSON for the
+# default policy's columns; 8 MiB leaves room for longer text fields and identifiers). A batch of that
+# size is decided and logged in about a second (docs/performance.md).
+MAX_BODY_BYTES = 8 * 1_048_576
+MAX_BATCH = 10_000
 
 
 class ServingConfigError(ValueError):

@@ -5,6 +5,7 @@ outcome is stored once, and concurrent writers never fork the chain."""
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import sqlite3
 import threading
 from contextlib import closing
@@ -222,3 +223,61 @@ def test_an_in_memory_log_works_across_threads():
     for thread in threads:
         thread.join()
     assert log.verify().ok and len(log.decisions()) == 30
+
+
+def _reference_hash(row: dict) -> str:
+    """The record hash as defined: the JSON fields parsed, the whole canonical document hashed."""
+    import hashlib
+    import json
+
+    from mlcomops_assets.lib.decision_log import _HASHED_DECISION_FIELDS, SCHEMA, canonical_json
+
+    content = {k: json.loads(row[k]) if k in ("reasons", "attribution") else row[k] for k in _HASHED_DECISION_FIELDS}
+    return hashlib.sha256(canonical_json({"schema": SCHEMA, **content}).encode()).hexdigest()
+
+
+def test_receipts_as_json_are_the_receipts_and_hashes_follow_the_definition(log: DecisionLog, db: Path):
+    """The service answers with ``append_many_json``: each text is exactly the receipt as JSON (what ``get``
+    returns, serialized as FastAPI does), and every record hash is the definition's, also for an entry
+    whose attribution has keys that are not text (the JSON fields are then parsed, not spliced)."""
+    import json
+
+    from mlcomops_assets.lib.decision_log import receipt_json
+
+    odd = _entry(5, attribution={"scale": "log_odds", "contributions": {2: 0.5, 10: -0.25}}, explanation="Ask ü")
+    texts = log.append_many_json([_entry(i) for i in range(3)] + [odd])
+    for text in texts:
+        receipt = json.loads(text)
+        assert text == receipt_json(log.get(receipt["receipt_id"]))
+        assert text == json.dumps(receipt, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    assert json.loads(texts[-1])["attribution"]["contributions"] == {"10": -0.25, "2": 0.5}
+    with closing(sqlite3.connect(db)) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = [dict(r) for r in conn.execute("SELECT * FROM decisions ORDER BY seq")]
+    for row in rows:
+        row["favourable"] = bool(row["favourable"])
+        assert row["record_hash"] == _reference_hash(row)
+        payload = json.dumps(
+            {"identifiers": json.loads(row["identifiers"]), "inputs": json.loads(row["inputs"]),
+             "protected": json.loads(row["protected"])},
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        )  # fmt: skip
+        assert row["input_hash"] == log.input_hash(
+            json.loads(row["inputs"]), json.loads(row["identifiers"]), json.loads(row["protected"])
+        )
+        assert row["input_hash"] == hmac.new(KEY, payload.encode(), "sha256").hexdigest()
+    assert log.verify().ok
+
+
+def test_a_value_that_looks_like_the_placeholder_changes_nothing(log: DecisionLog):
+    """The stored JSON is spliced in where a placeholder stands; a value sent that happens to contain the
+    placeholder's text is never taken for it (the splice is refused and the JSON built the long way)."""
+    import json
+
+    from mlcomops_assets.lib import decision_log
+
+    lookalike = decision_log._placeholder("reasons")  # as a JSON string: exactly the quoted placeholder
+    (text,) = log.append_many_json([_entry(1, explanation=lookalike)])
+    receipt = json.loads(text)
+    assert receipt["explanation"] == lookalike and receipt["reasons"] == _entry(1)["reasons"]
+    assert log.get(receipt["receipt_id"]) == receipt and log.verify().ok
