@@ -123,7 +123,18 @@ ui: setup
 
 # The scoring service on 127.0.0.1:8000 (docs/serving.md): the verified champion, decisions with receipts.
 # Needs the pseudonym key (MLCOMOPS_PSEUDONYM_KEY or MLCOMOPS_PSEUDONYM_KEY_FILE); SERVE_ARGS="--port 8001".
+# The service needs the pseudonym key. When neither MLCOMOPS_PSEUDONYM_KEY nor MLCOMOPS_PSEUDONYM_KEY_FILE
+# is set, a key file outside the repository is used, created once (owner-only) like the signing key.
+PSEUDONYM_KEY_FILE ?= $(HOME)/.config/mlcomops/pseudonym.key
 serve: setup
+	@if [ -z "$${MLCOMOPS_PSEUDONYM_KEY:-}" ] && [ -z "$${MLCOMOPS_PSEUDONYM_KEY_FILE:-}" ]; then \
+		if [ ! -f "$(PSEUDONYM_KEY_FILE)" ]; then \
+			mkdir -p "$$(dirname "$(PSEUDONYM_KEY_FILE)")"; \
+			(umask 077; python -c 'import secrets; print(secrets.token_hex(32))' > "$(PSEUDONYM_KEY_FILE)"); \
+			echo "created the pseudonym key $(PSEUDONYM_KEY_FILE) (keep it: receipts are keyed with it)"; \
+		fi; \
+		export MLCOMOPS_PSEUDONYM_KEY_FILE="$(PSEUDONYM_KEY_FILE)"; \
+	fi; \
 	mlcomops serve $(SERVE_ARGS)
 
 # With `make ui` running in another terminal: drop a drifted batch into the inbox and time the
