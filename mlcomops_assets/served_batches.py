@@ -16,9 +16,10 @@ contract expects:
 - the **protected attributes** the policy accepts for fairness monitoring
   (``serving.protected_for_monitoring``), as given with the application; any other protected value the
   log may hold is not exported, and a protected attribute the service may not keep is an empty column;
-- the **identifiers** the policy pseudonymizes, as the log holds them: already pseudonymized (the inbox
-  path pseudonymizes every file it reads, so the batch keeps a keyed pseudonym of that pseudonym: never
-  a value in clear); identifiers the policy drops, and ignored columns, are empty columns;
+- an **identifier** only when the data contract requires it (monitoring needs none), as the log holds
+  it: already pseudonymized (the inbox path pseudonymizes every file it reads, so the batch keeps a
+  keyed pseudonym of that pseudonym: never a value in clear); every other identifier and the ignored
+  columns are empty columns;
 - the **time** column from the decision's time (UTC): its year for a numeric time column, its date in
   the column's ``date_format`` for a date;
 - the **target** from the reported outcome, only in a batch whose every row has one: the contract then
@@ -108,9 +109,10 @@ def column_sources(policy: Policy) -> dict[str, str]:
             sources[name] = INPUTS
         elif column.role == ColumnRole.PROTECTED and name in monitored:
             sources[name] = PROTECTED
-        elif column.pseudonymized:
+        elif column.pseudonymized and _required(column):
+            # Monitoring needs no identifier: only one the contract requires leaves the log (as its pseudonym).
             sources[name] = IDENTIFIERS
-        else:  # a protected attribute the service may not keep, a dropped identifier, an ignored column
+        else:  # a protected attribute the service may not keep, an identifier, an ignored column
             sources[name] = EMPTY
     return sources
 

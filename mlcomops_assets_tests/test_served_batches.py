@@ -138,6 +138,22 @@ def test_identifiers_stay_pseudonymized_and_dropped_ones_stay_empty(log):
     assert built.left_out == {"no value for 'person_id', which the data contract requires": 1}
 
 
+def test_an_identifier_the_contract_does_not_require_stays_in_the_log(log):
+    def optional_identifier(raw):
+        raw["data"]["columns"]["person_id"] = {
+            "role": "identifier",
+            "treatment": "pseudonymize",
+            "dtype": "string",
+            "max_null_fraction": 1.0,
+        }
+
+    pseudonym = pseudonymize(pd.Series(["AB-123456"]), KEY.encode()).iloc[0]
+    _decide(log, DAY, 2, identifiers={"person_id": pseudonym})
+    built = batch_frame(log.decisions(), _policy(optional_identifier))
+    assert built.frame["person_id"].isna().all() and pseudonym not in built.frame.to_string()
+    assert built.left_out == {}
+
+
 def test_other_models_and_blanked_inputs_are_left_out_and_counted(log):
     _decide(log, DAY, 2)
     _decide(log, DAY, 1, start=2, model_name="another_model")
