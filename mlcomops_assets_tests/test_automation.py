@@ -6,7 +6,7 @@ from contextlib import ExitStack
 import dagster as dg
 import pytest
 
-from mlcomops_assets.automation import inbox_sensor, retraining_sensor
+from mlcomops_assets.automation import audit_sensor, inbox_sensor, retraining_sensor
 from mlcomops_assets.constants import BATCH_MONITORING, BATCH_TAG, PRODUCTION_BATCHES, TRIGGER_TAG
 from mlcomops_assets.resources import ProjectResource
 from mlcomops_assets_tests.conftest import default_policy, write_home
@@ -98,3 +98,33 @@ def test_fairness_alarm_after_the_cooldown_requests_again(home, instance):
     state["last_request"] = "2000-01-01T00:00:00+00:00"  # long ago
     _monitored(instance, "b2", "fairness")
     assert len(retraining_sensor(_context(instance, home, json.dumps(state))).run_requests) == 1
+
+
+def _ended_run(instance, job_name: str, succeeds: bool) -> str:
+    """A real run of a job with this name, ended as given, recorded in the instance."""
+
+    @dg.op
+    def step():
+        if not succeeds:
+            raise dg.Failure(description="blocked, as a gate would")
+
+    @dg.job(name=job_name)
+    def job():
+        step()
+
+    return job.execute_in_process(instance=instance, raise_on_error=False).run_id
+
+
+def test_an_ended_graph_or_batch_run_requests_one_audit_failed_ones_included(instance):
+    assert isinstance(audit_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+    blocked = _ended_run(instance, "end_to_end", succeeds=False)
+    first = audit_sensor(dg.build_sensor_context(instance=instance))
+    (request,) = first.run_requests
+    assert request.run_key == f"audit:{blocked}" and request.tags[TRIGGER_TAG] == f"run:{blocked}"
+    assert isinstance(audit_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor)), dg.SkipReason)
+    # An audit run (or any other job) does not request another audit: no loop.
+    _ended_run(instance, "audit", succeeds=True)
+    assert isinstance(audit_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor)), dg.SkipReason)
+    batch = _ended_run(instance, "monitor_batch", succeeds=True)
+    second = audit_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert [r.run_key for r in second.run_requests] == [f"audit:{batch}"]
