@@ -98,6 +98,9 @@ def credit_policy(path: str) -> dict[str, Any]:
     policy["gates"]["fairness"]["max_demographic_parity_difference"] = 0.25
     policy["gates"]["fairness"]["max_equalized_odds_difference"] = 0.45
     policy["gates"]["fairness"]["min_demographic_parity_ratio"] = 0.6
+    # The default policy's serving section names its own protected columns (colour, sex); these data
+    # protect gender and age, and the service may keep both for fairness monitoring.
+    policy["serving"] = {**policy.get("serving", {}), "protected_for_monitoring": ["gender", "age"]}
     return policy
 
 
