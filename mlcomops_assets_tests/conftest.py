@@ -144,3 +144,7 @@ def default_run(tmp_path_factory: pytest.TempPathFactory):
     run([dvc_executable(), "init", "-q"], home)
     with materialize(home) as (result, instance):
         yield home, result, instance
+
+
+# Real servers for the team profile (PostgreSQL, the S3 stand-in, a Dask cluster), session-scoped.
+from mlcomops_assets_tests.team_services import s3_env, s3_service  # noqa: E402, F401
