@@ -41,10 +41,10 @@ export GX_ANALYTICS_ENABLED := False
 
 DAGSTER_MODULE := -m mlcomops_assets.definitions
 
-.PHONY: help setup run test ui serve inbox-demo bench lint lock clean dvc-status
+.PHONY: help setup run test ui serve inbox-demo bench lint lock clean dvc-status data-push data-pull
 
 help:
-	@echo "make run | make test | make ui | make audit | make serve | make inbox-demo | make bench | make lint | make lock | make clean"
+	@echo "make run | make test | make ui | make audit | make serve | make inbox-demo | make bench | make lint | make lock | make clean | make data-push | make data-pull"
 
 $(UV): requirements/tools.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}"'
@@ -101,6 +101,14 @@ run: setup
 
 dvc-status: setup
 	dvc status
+
+# Team profile (docs/deployment.md): the data versions on the object store, $MLCOMOPS_OBJECT_STORE_URL/dvc
+# at $MLCOMOPS_S3_ENDPOINT_URL; credentials only from the environment (AWS_ACCESS_KEY_ID, ...).
+data-push: setup
+	mlcomops data push
+
+data-pull: setup
+	mlcomops data pull
 
 # Lint first, so CI (.ci/run calls make test) fails on a broken layering contract or lint error too.
 test: setup lint

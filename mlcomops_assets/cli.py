@@ -38,6 +38,11 @@ receipts_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(receipts_app, name="receipts")
+data_app = typer.Typer(
+    help="Data versions on the team's object store: DVC push and pull ($MLCOMOPS_OBJECT_STORE_URL/dvc).",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
 
 _DECISION_LOG_HELP = (
     "SQLAlchemy URL of the decision log (default: $MLCOMOPS_DECISION_LOG_URL, else "
@@ -226,6 +231,42 @@ def receipts_verify(
     typer.echo(
         "verdict: OK, every record matches its hash and both chains are unbroken" + (head if result.head_hash else "")
     )
+
+
+_REPO_HELP = "The DVC repository (default: the project home, MLCOMOPS_HOME)."
+
+
+def _data_remote(repo: Path | None, action: str) -> None:
+    from mlcomops_assets import data_remote
+    from mlcomops_assets.settings import default_home
+
+    folder = (repo or default_home()).resolve()
+    try:
+        remote = data_remote.DvcRemote.from_env()
+        output = getattr(data_remote, action)(folder, remote)
+    except data_remote.DvcFailed as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(PROBLEMS_EXIT_CODE) from None
+    except data_remote.DataRemoteError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(output or "Everything is up to date.")
+    typer.echo(f"remote {data_remote.REMOTE_NAME}: {remote.url}")
+
+
+@data_app.command("push")
+def data_push(repo: Annotated[Path | None, typer.Option("--repo", help=_REPO_HELP)] = None) -> None:
+    """Push the cached data versions (dvc.lock, .dvc files) to the team's object store.
+
+    The remote's URL and endpoint go into .dvc/config.local (ignored by git); credentials are read
+    from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and never written.
+    """
+    _data_remote(repo, "push")
+
+
+@data_app.command("pull")
+def data_pull(repo: Annotated[Path | None, typer.Option("--repo", help=_REPO_HELP)] = None) -> None:
+    """Pull the data versions the checkout names from the team's object store into the cache and workspace."""
+    _data_remote(repo, "pull")
 
 
 def main() -> None:
