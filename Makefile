@@ -66,9 +66,14 @@ $(STAMPS)/dvc: requirements/dvc.lock $(UV) $(STAMPS)/venv
 	ln -sf $(DVC_VENV)/bin/dvc $(VENV)/bin/dvc
 	@touch $@
 
-$(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
+# The instance's configuration follows the profile: MLCOMOPS_PROFILE=team selects PostgreSQL storage
+# (config/dagster.team.yaml, mlcomops_assets/profile.py); copied again whenever it differs, so a switch
+# of profile takes effect at the next make.
+DAGSTER_CONFIG := config/dagster$(if $(filter team,$(MLCOMOPS_PROFILE)),.team).yaml
+.PHONY: dagster-config-changed
+$(DAGSTER_HOME)/dagster.yaml: $(DAGSTER_CONFIG) dagster-config-changed
 	@mkdir -p $(DAGSTER_HOME)
-	cp config/dagster.yaml $@
+	@cmp -s $(DAGSTER_CONFIG) $@ || cp $(DAGSTER_CONFIG) $@
 
 setup: $(STAMPS)/venv $(STAMPS)/dvc $(DAGSTER_HOME)/dagster.yaml chromium
 

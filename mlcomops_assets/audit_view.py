@@ -201,15 +201,20 @@ def mlflow_command(paths: ProjectPaths, host: str, port: int) -> list[str]:
     ``--no-serve-artifacts`` removes the artifact-upload proxy, which this view does not need (the
     server still reads the local artifact store for the UI). One worker is plenty for an auditor.
     """
+    from mlcomops_assets.profile import mlflow_locations
+
+    locations = mlflow_locations(paths)
+    # A team store's URI carries a password: it reaches the server through its environment
+    # (MLFLOW_BACKEND_STORE_URI, server_env), never the command line other users can list.
+    store = ["--backend-store-uri", locations.tracking_uri] if locations.is_sqlite else []
     return [
         _venv_tool("mlflow"),
         "server",
         "--app-name",
         "basic-auth",
-        "--backend-store-uri",
-        paths.mlflow_tracking_uri,
+        *store,
         "--default-artifact-root",
-        str(paths.mlflow_artifact_root),
+        locations.artifact_root,
         "--no-serve-artifacts",
         "--host",
         host,
@@ -226,7 +231,14 @@ def mlflow_command(paths: ProjectPaths, host: str, port: int) -> list[str]:
 def server_env(paths: ProjectPaths, creds: Credentials | None = None) -> dict[str, str]:
     """Environment of the servers: this project home and its Dagster instance, telemetry off;
     with ``creds``, what MLflow's auth app needs (config path, bootstrap admin password, CSRF key)."""
+    from mlcomops_assets.profile import mlflow_locations
+
     env = {**os.environ, **QUIET_ENV, HOME_ENV_VAR: str(paths.home), "DAGSTER_HOME": str(paths.dagster_home)}
+    locations = mlflow_locations(paths)
+    if not locations.is_sqlite:
+        env["MLFLOW_BACKEND_STORE_URI"] = locations.tracking_uri
+        if locations.s3_endpoint_url:
+            env.setdefault("MLFLOW_S3_ENDPOINT_URL", locations.s3_endpoint_url)
     if creds is not None:
         env.update(
             MLFLOW_AUTH_CONFIG_PATH=str(auth_config_file(paths)),
@@ -356,9 +368,12 @@ def start(
     auditor account exists. Returns the view and each server's start time in seconds. On any failure
     every server already started is stopped."""
     paths = paths or ProjectPaths(default_home())
-    paths.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
-    # A copied project's store still names the original's artifact folder until it is aligned.
-    rehome_store(database_path(paths.mlflow_tracking_uri), paths.mlflow_artifact_root)
+    from mlcomops_assets.profile import mlflow_locations
+
+    if mlflow_locations(paths).is_sqlite:
+        paths.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
+        # A copied project's store still names the original's artifact folder until it is aligned.
+        rehome_store(database_path(paths.mlflow_tracking_uri), paths.mlflow_artifact_root)
     creds = ensure_credentials(paths)
     write_auth_config(paths)
     view = AuditView(paths, host, ports)

@@ -28,16 +28,11 @@ from mlcomops_assets.settings import ProjectPaths, default_home
 
 
 def _client(paths: ProjectPaths):
-    import mlflow
-    from mlflow.tracking import MlflowClient
+    from mlcomops_assets.profile import mlflow_client
 
-    from mlcomops_assets.lib.mlflow_store import database_path, rehome_store
-
-    # In a copied project the artifact hash must be taken from its own copy (lib.mlflow_store).
-    rehome_store(database_path(paths.mlflow_tracking_uri), paths.mlflow_artifact_root)
-    mlflow.set_tracking_uri(paths.mlflow_tracking_uri)
-    mlflow.set_registry_uri(paths.mlflow_tracking_uri)
-    return MlflowClient(tracking_uri=paths.mlflow_tracking_uri, registry_uri=paths.mlflow_tracking_uri)
+    # The profile's store; in a copied project the artifact hash must be taken from its own copy
+    # (profile.activate_mlflow, lib.mlflow_store).
+    return mlflow_client(paths)
 
 
 def verify(paths: ProjectPaths) -> str:

@@ -28,8 +28,9 @@ from mlcomops_assets.automation import audit_sensor, build_schedules, dead_run_s
 from mlcomops_assets.code_references import with_code_references
 from mlcomops_assets.compliance_evidence import asset_evidence_id, check_evidence_id
 from mlcomops_assets.constants import AUDIT_JOB, CHAMPION_MODEL, END_TO_END_JOB, IO_MANAGER_KEY, MONITOR_BATCH_JOB
-from mlcomops_assets.io_manager import DataFolderIOManager
+from mlcomops_assets.io_manager import DataFolderIOManager, ObjectStoreIOManager
 from mlcomops_assets.policy import load_policy
+from mlcomops_assets.profile import DASK_SCHEDULER_ENV, Profile, load_profile
 from mlcomops_assets.resources import EvidenceCatalog, MlflowSession, ProjectResource
 from mlcomops_assets.served_batches import served_decisions_sensor
 from mlcomops_assets.settings import ProjectPaths, default_home
@@ -53,9 +54,66 @@ BATCH_ASSETS = [production_batch.production_batch, production.batch_predictions,
 AUDIT_ASSETS = [audit.compliance_matrix, audit.audit_bundle]
 
 
-def build_defs(home: Path) -> dg.Definitions:
-    """Definitions for the project at ``home``; its policy names the owner and the data-contract checks."""
+def _stores(paths: ProjectPaths, profile: Profile) -> dict[str, object]:
+    """The resources that differ by profile: MLflow's stores, where asset values live, the executor."""
+    mlflow = profile.mlflow(paths)
+    session = MlflowSession(
+        tracking_uri=mlflow.tracking_uri, artifact_root=mlflow.artifact_root, s3_endpoint_url=mlflow.s3_endpoint_url
+    )
+    if not profile.is_team:
+        return {
+            "project": ProjectResource(home=str(paths.home)),
+            "mlflow_session": session,
+            IO_MANAGER_KEY: DataFolderIOManager(home=str(paths.home)),
+            # One process for all steps: on 2 cores, a process per step re-imports the heavy libraries
+            # and doubled the wall time of the whole graph (stack-facts §7.5).
+            "executor": dg.in_process_executor,
+        }
+    return {
+        # Steps initialize resources in their own worker processes: the project lock is a lease held
+        # by the run from its first step until it ends (run_guard), re-entrant for its other steps.
+        "project": ProjectResource(home=str(paths.home), lock_scope="run"),
+        "mlflow_session": session,
+        IO_MANAGER_KEY: ObjectStoreIOManager(url=profile.data_url(), endpoint_url=profile.s3_endpoint_url),
+        # The scheduler's address is read from the environment where the run starts.
+        "executor": dask_executor.configured({"cluster": {"existing": {"address": {"env": DASK_SCHEDULER_ENV}}}}),
+    }
+
+
+@dg.executor(
+    name="dask",
+    requirements=dg.multiple_process_executor_requirements(),
+    config_schema={"cluster": {"existing": {"address": dg.StringSource}}},
+)
+def dask_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
+    """dagster-dask's executor on an existing scheduler (config shaped like ``dagster_dask.dask_executor``'s
+    ``cluster: {existing: {address}}``): each step is a Dask task, run by ``execute_plan`` inside a worker
+    process. The workers are long-lived, so a step pays for the heavy imports once per worker, not once
+    per step. Declared here rather than imported because importing ``dagster_dask`` imports Dask's
+    DataFrame, pandas and pyarrow (7.5 s cold on this machine): loading the code location must not, so
+    the import happens when a run starts its executor."""
+    from dagster_dask.executor import DaskExecutor
+
+    class RecordingDaskExecutor(DaskExecutor):
+        def execute(self, plan_context, execution_plan):
+            # This process orchestrates the run and outlives its steps: it is the run's process for
+            # the dead-run sweep (the steps' worker processes outlive the run instead).
+            from mlcomops_assets.run_guard import record_run_process
+
+            record_run_process(plan_context.instance, plan_context.dagster_run)
+            yield from super().execute(plan_context, execution_plan)
+
+    return RecordingDaskExecutor(
+        "existing", {"address": init_context.executor_config["cluster"]["existing"]["address"]}
+    )
+
+
+def build_defs(home: Path, profile: Profile | None = None) -> dg.Definitions:
+    """Definitions for the project at ``home``; its policy names the owner and the data-contract checks.
+    ``profile`` (default: the one ``$MLCOMOPS_PROFILE`` selects) decides where values, MLflow's runs and
+    the steps go; the asset graph is the same in every profile."""
     paths = ProjectPaths(home)
+    stores = _stores(paths, profile or load_profile())
     policy = load_policy(paths.policy_file)
     freshness = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=policy.monitoring.champion_max_age_days))
 
@@ -114,17 +172,19 @@ def build_defs(home: Path) -> dg.Definitions:
         ],
         schedules=build_schedules(policy),
         resources={
-            "project": ProjectResource(home=str(paths.home)),
-            "mlflow_session": MlflowSession(
-                tracking_uri=paths.mlflow_tracking_uri, artifact_root=str(paths.mlflow_artifact_root)
-            ),
-            IO_MANAGER_KEY: DataFolderIOManager(home=str(paths.home)),
+            "project": stores["project"],
+            "mlflow_session": stores["mlflow_session"],
+            IO_MANAGER_KEY: stores[IO_MANAGER_KEY],
             "evidence_catalog": catalog,
         },
-        # One process for all steps: on 2 cores, a process per step re-imports the heavy libraries
-        # and doubled the wall time of the whole graph (stack-facts §7.5).
-        executor=dg.in_process_executor,
+        executor=stores["executor"],
     )
+
+
+def defs_from_environment() -> dg.Definitions:
+    """The definitions for ``$MLCOMOPS_HOME`` under ``$MLCOMOPS_PROFILE``, built when called: the code
+    pointer a run hands to its Dask workers (each builds them from its own environment)."""
+    return build_defs(default_home())
 
 
 defs = build_defs(default_home())

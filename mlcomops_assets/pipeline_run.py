@@ -84,8 +84,11 @@ def _results_present(paths: ProjectPaths, policy: Policy) -> bool:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from mlcomops_assets.profile import mlflow_locations
+
     registered = json.loads(record.read_text())
-    client = MlflowClient(tracking_uri=paths.mlflow_tracking_uri, registry_uri=paths.mlflow_tracking_uri)
+    uri = mlflow_locations(paths).tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         client.get_model_version(policy.model.registered_name, registered["version"])
     except MlflowException:

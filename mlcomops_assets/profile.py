@@ -131,6 +131,8 @@ class MlflowLocations:
 
     tracking_uri: str
     artifact_root: str
+    # An S3-compatible server holding the artifacts (None: local artifacts, or AWS itself).
+    s3_endpoint_url: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -157,7 +159,7 @@ class Profile:
         if not self.is_team:
             return MlflowLocations(paths.mlflow_tracking_uri, str(paths.mlflow_artifact_root))
         assert self.mlflow_tracking_uri and self.object_store_url
-        return MlflowLocations(self.mlflow_tracking_uri, f"{self.object_store_url}/mlflow")
+        return MlflowLocations(self.mlflow_tracking_uri, f"{self.object_store_url}/mlflow", self.s3_endpoint_url)
 
     def data_url(self) -> str:
         """Team profile: the object-store location of asset values (``<object store>/data``)."""
@@ -177,12 +179,6 @@ class Profile:
             if value:
                 shown[key] = masked(value)
         return shown
-
-    def export_environment(self) -> None:
-        """Make this process's MLflow S3 client use the configured endpoint (MLflow reads only its own
-        variable); an explicitly set ``MLFLOW_S3_ENDPOINT_URL`` wins."""
-        if self.is_team and self.s3_endpoint_url:
-            os.environ.setdefault(MLFLOW_S3_ENDPOINT_ENV, self.s3_endpoint_url)
 
 
 def load_profile(env: Mapping[str, str] | None = None) -> Profile:
@@ -208,18 +204,19 @@ def mlflow_locations(paths: ProjectPaths, profile: Profile | None = None) -> Mlf
     return (profile or load_profile()).mlflow(paths)
 
 
-def activate_mlflow(locations: MlflowLocations, profile: Profile | None = None) -> None:
-    """Point this process's MLflow at ``locations``: a SQLite store is first aligned with the home's
+def activate_mlflow(locations: MlflowLocations) -> None:
+    """Point this process's MLflow at ``locations``. A SQLite store is first aligned with the home's
     artifact folder (``lib.mlflow_store``: a copied project logs into its own folder); a PostgreSQL
-    store has no local locations to align, and its S3 artifacts need the endpoint in MLflow's variable."""
+    store keeps no local locations to align, and MLflow's S3 artifact client reads its endpoint only
+    from ``MLFLOW_S3_ENDPOINT_URL``, which is set from the profile unless it is set already."""
     import mlflow
 
     if locations.is_sqlite:
         from mlcomops_assets.lib.mlflow_store import database_path, rehome_store
 
         rehome_store(database_path(locations.tracking_uri), Path(locations.artifact_root))
-    else:
-        (profile or load_profile()).export_environment()
+    elif locations.s3_endpoint_url:
+        os.environ.setdefault(MLFLOW_S3_ENDPOINT_ENV, locations.s3_endpoint_url)
     mlflow.set_tracking_uri(locations.tracking_uri)
     mlflow.set_registry_uri(locations.tracking_uri)
 
@@ -229,7 +226,6 @@ def mlflow_client(paths: ProjectPaths, profile: Profile | None = None) -> Mlflow
     pointed at the same place (artifact downloads go through the module-level functions)."""
     from mlflow.tracking import MlflowClient
 
-    profile = profile or load_profile()
-    locations = profile.mlflow(paths)
-    activate_mlflow(locations, profile)
+    locations = mlflow_locations(paths, profile)
+    activate_mlflow(locations)
     return MlflowClient(tracking_uri=locations.tracking_uri, registry_uri=locations.tracking_uri)

@@ -13,7 +13,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -79,3 +79,64 @@ def _holder_of(lock_file: Path) -> dict[str, Any]:
             return holder
         time.sleep(0.05)
     return {}
+
+
+@contextmanager
+def run_lease(
+    lock_file: Path,
+    holder: dict[str, Any],
+    wait_seconds: float,
+    holder_ended: Callable[[str], bool],
+    poll_seconds: float = 1.0,
+) -> Iterator[bool]:
+    """Hold the project for the run ``holder["run_id"]`` until that run ends; re-entrant for the run.
+
+    For executors that run each step in its own (worker) process, where no process lives as long as
+    the run and a kernel lock would be released between two steps of one run, letting another run
+    write in between. The lock file's content is the lease: it names the run that holds the project.
+    The flock is only a mutex around reading and replacing that content (microseconds). A step may
+    proceed when the file names no run, its own run (another step of the same run: re-entry), or a
+    run that ``holder_ended`` says has ended (SUCCESS, FAILURE, CANCELED, or unknown); otherwise it
+    waits at most ``wait_seconds`` and raises ``ProjectLocked`` naming the holder.
+
+    The lease is never released by a step: it ends with its run, so a run whose process died holds
+    the project until the run is marked failed (``run_guard``'s sweep of dead runs, run monitoring).
+    Yields True when this call took the lease for its run, False when the run already held it.
+    """
+    run_id = str(holder["run_id"])
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    while True:
+        taken = _try_lease(lock_file, holder, run_id, holder_ended)
+        if isinstance(taken, bool):
+            break
+        waited = time.monotonic() - start
+        if waited >= wait_seconds:
+            raise ProjectLocked(lock_file, taken, waited)
+        time.sleep(min(poll_seconds, max(wait_seconds - waited, 0.01)))
+    yield taken
+
+
+def _try_lease(
+    lock_file: Path, holder: dict[str, Any], run_id: str, holder_ended: Callable[[str], bool]
+) -> bool | dict[str, Any]:
+    """One attempt: True (taken), False (already this run's), else the current holder to wait for."""
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder_of(lock_file)  # a kernel-lock writer (in-process executor) holds it for its run
+        current = read_holder(lock_file)
+        other = str(current.get("run_id", ""))
+        if other == run_id:
+            return False
+        if other and not holder_ended(other):
+            return current
+        # Written in place under the flock (the flock belongs to this inode, so no rename).
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder, sort_keys=True).encode(), 0)
+        os.fsync(fd)
+        return True
+    finally:
+        os.close(fd)  # closing releases the flock

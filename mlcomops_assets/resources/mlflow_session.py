@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -29,22 +28,21 @@ CLASSIC_ML_VIEW = "workflowType=machine_learning"
 
 
 class MlflowSession(dg.ConfigurableResource):
-    """MLflow tracking and registry on a SQLite backend with a pinned artifact location."""
+    """MLflow tracking and registry with a pinned artifact location: SQLite and a local folder (local
+    profile) or PostgreSQL and object storage (team profile; ``profile.Profile.mlflow``)."""
 
     tracking_uri: str
     artifact_root: str
+    # The S3-compatible server holding the artifacts (team profile); credentials come from AWS_*.
+    s3_endpoint_url: str | None = None
     ui_url: str = "http://127.0.0.1:5000"
 
     def _activate(self) -> None:
-        import mlflow
-
-        from mlcomops_assets.lib.mlflow_store import database_path, rehome_store
+        from mlcomops_assets.profile import MlflowLocations, activate_mlflow
 
         # A copied or moved project must log into its own artifact folder, not the one its store
         # was created in: MLflow keeps absolute locations (lib.mlflow_store says why and how).
-        rehome_store(database_path(self.tracking_uri), Path(self.artifact_root))
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
+        activate_mlflow(MlflowLocations(self.tracking_uri, self.artifact_root, self.s3_endpoint_url))
 
     def client(self) -> MlflowClient:
         from mlflow.tracking import MlflowClient

@@ -20,6 +20,10 @@ class ProjectResource(dg.ConfigurableResource):
     # How long a run waits for another writer to finish before it is refused (None: the
     # environment's MLCOMOPS_RUN_LOCK_WAIT_SECONDS, else run_guard's default).
     lock_wait_seconds: float | None = None
+    # "process": the lock is held by the one process that runs every step (in-process executor);
+    # "run": a lease by run id, for executors that initialize resources in every step's own process
+    # (the team profile's Dask workers): re-entrant for the run's steps, exclusive between runs.
+    lock_scope: str = "process"
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[ProjectResource]:
@@ -27,7 +31,9 @@ class ProjectResource(dg.ConfigurableResource):
 
         Every asset and check requires this resource, and the in-process executor initializes it once
         per run, so this covers every writer however it was launched. Sensors and schedules also build
-        it, but outside any run: they read and never take the lock.
+        it, but outside any run: they read and never take the lock. Under the Dask executor every step
+        initializes it in its worker process: there ``lock_scope="run"`` keeps the project the run's
+        from its first step until the run has ended (``run_guard``).
         """
         from mlcomops_assets.run_guard import exclusive_run, lock_wait_seconds
 
@@ -35,7 +41,7 @@ class ProjectResource(dg.ConfigurableResource):
             yield self
             return
         wait = lock_wait_seconds(self.lock_wait_seconds)
-        with exclusive_run(self.paths, context.instance, context.run, wait, context.log):
+        with exclusive_run(self.paths, context.instance, context.run, wait, context.log, scope=self.lock_scope):
             yield self
 
     @property

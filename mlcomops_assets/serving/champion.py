@@ -63,19 +63,16 @@ def _now() -> str:
 def mlflow_client(settings: ServingSettings):
     """The project's MLflow registry, as the pipeline opens it (``resources/mlflow_session.py``) but
     without Dagster; a missing store is an integrity error (nothing was ever promoted), never created."""
-    from mlcomops_assets.lib.mlflow_store import database_path, rehome_store
+    from mlcomops_assets.lib.mlflow_store import database_path
+    from mlcomops_assets.profile import mlflow_client, mlflow_locations
 
     paths = settings.paths
-    db = database_path(paths.mlflow_tracking_uri)
-    if not db.is_file():
-        raise ChampionIntegrityError(f"no MLflow store at {db}: no model was ever trained here (run `make run`)")
-    rehome_store(db, paths.mlflow_artifact_root)  # a copied project reads its own artifacts
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    mlflow.set_tracking_uri(paths.mlflow_tracking_uri)
-    mlflow.set_registry_uri(paths.mlflow_tracking_uri)
-    return MlflowClient(tracking_uri=paths.mlflow_tracking_uri, registry_uri=paths.mlflow_tracking_uri)
+    locations = mlflow_locations(paths)  # the profile's store (a team's is on PostgreSQL)
+    if locations.is_sqlite:
+        db = database_path(locations.tracking_uri)
+        if not db.is_file():
+            raise ChampionIntegrityError(f"no MLflow store at {db}: no model was ever trained here (run `make run`)")
+    return mlflow_client(paths)  # a copied project reads its own artifacts (profile.activate_mlflow)
 
 
 def promotion_public_key() -> str:
