@@ -7,6 +7,9 @@ so the committed ``.dvc/config`` names no deployment. Credentials are never writ
 client (dvc-s3 over botocore) reads ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or a profile, or
 the pod's role) from the environment it inherits.
 
+Only these two settings of the team profile (``profile.py``) are read, so a developer can push and
+pull from a laptop without the profile's database and scheduler settings.
+
 DVC runs from its own virtual environment (``.venv-dvc``, see the Makefile: its ANTLR pin breaks
 Dagster), so it is called as a program, never imported.
 """
@@ -20,10 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlcomops_assets.profile import OBJECT_STORE_URL_ENV as OBJECT_STORE_ENV
+from mlcomops_assets.profile import S3_ENDPOINT_URL_ENV as S3_ENDPOINT_ENV
 from mlcomops_assets.settings import REPOSITORY_ROOT
 
-OBJECT_STORE_ENV = "MLCOMOPS_OBJECT_STORE_URL"
-S3_ENDPOINT_ENV = "MLCOMOPS_S3_ENDPOINT_URL"
 REMOTE_NAME = "team"
 # The DVC cache's place below the object store; published reports and MLflow artifacts have their own.
 DVC_PREFIX = "dvc"

@@ -73,6 +73,7 @@ def compliance_matrix(
     """
     from mlcomops_assets.compliance_evidence import observe
     from mlcomops_assets.lib import compliance
+    from mlcomops_assets.publication_mirror import mirror_publication
 
     requirements = compliance.load_requirements(project.paths.requirements_file)
     observations = observe(context.instance, evidence_catalog.ids, compliance.evidence_ids(requirements))
@@ -88,8 +89,16 @@ def compliance_matrix(
     )
     counts = compliance.counts(rows)
     context.log.info("compliance matrix: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    # Team profile: the publication folder, complete for this cycle (nothing after this asset writes
+    # into it), is mirrored to the object store: only what passes the row-level scan (publication_mirror).
+    mirrored = mirror_publication(project.paths, project.policy().data.feature_columns)
+    if mirrored is not None:
+        context.log.info(f"publication mirrored to {mirrored.summary()}")
+        for path, reason in mirrored.refused.items():
+            context.log.warning(f"not mirrored: {path}: {reason}")
     return dg.MaterializeResult(
         metadata={
+            **({"published_mirror": mirrored.summary()} if mirrored is not None else {}),
             **{f"requirements.{status.replace(' ', '_')}": n for status, n in counts.items()},
             "matrix": table(
                 [
