@@ -72,7 +72,12 @@ def _stores(paths: ProjectPaths, profile: Profile) -> dict[str, object]:
     return {
         # Steps initialize resources in their own worker processes: the project lock is a lease held
         # by the run from its first step until it ends (run_guard), re-entrant for its other steps.
-        "project": ProjectResource(home=str(paths.home), lock_scope="run"),
+        "project": ProjectResource(
+            home=str(paths.home),
+            lock_scope="run",
+            values_url=profile.data_url(),
+            s3_endpoint_url=profile.s3_endpoint_url,
+        ),
         "mlflow_session": session,
         IO_MANAGER_KEY: ObjectStoreIOManager(url=profile.data_url(), endpoint_url=profile.s3_endpoint_url),
         # The scheduler's address is read from the environment where the run starts.

@@ -124,6 +124,10 @@ class ObjectStoreIOManager(_StoredValues):
     url: str
     endpoint_url: str | None = None
 
+    def root(self) -> Any:
+        """The object-store folder holding the values, as a ``UPath``."""
+        return self._root()
+
     def _root(self) -> Any:
         from upath import UPath
 

@@ -6,8 +6,8 @@
 * ``team``: the same asset graph and guarantees on shared services, each named by one variable:
 
   ==============================  ===========================================================
-  ``MLCOMOPS_DAGSTER_POSTGRES_URL``  Dagster's run, event and schedule storage (``postgresql://``)
-  ``MLCOMOPS_MLFLOW_TRACKING_URI``   MLflow tracking and registry (``postgresql://``)
+  ``MLCOMOPS_DAGSTER_POSTGRES_URL``  Dagster's run, event and schedule storage (``postgresql+psycopg2://``)
+  ``MLCOMOPS_MLFLOW_TRACKING_URI``   MLflow tracking and registry (``postgresql+psycopg2://``)
   ``MLCOMOPS_OBJECT_STORE_URL``      ``s3://bucket/prefix``: asset values under ``data/``, MLflow
                                      artifacts under ``mlflow/``
   ``MLCOMOPS_S3_ENDPOINT_URL``       optional: the endpoint of an S3-compatible server (MinIO, ...);
@@ -59,7 +59,9 @@ _SERVICE_FIELDS = (
     "s3_endpoint_url",
     "dask_scheduler",
 )
-_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
+# The driver is named: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which is not installed
+# (the project ships psycopg2), and Dagster reads its URL straight from the environment, unaltered.
+_POSTGRES_SCHEME = "postgresql+psycopg2"
 
 
 class ProfileError(ValueError):
@@ -89,8 +91,11 @@ def _require(env: Mapping[str, str], name: str) -> str:
 def _postgres(env: Mapping[str, str], name: str) -> str:
     value = _require(env, name)
     parts = urlsplit(value)
-    if parts.scheme not in _POSTGRES_SCHEMES or not parts.hostname or not parts.path.strip("/"):
-        raise ProfileError(f"{name} must be postgresql://user:password@host[:port]/database, got {masked(value)!r}")
+    if parts.scheme != _POSTGRES_SCHEME or not parts.hostname or not parts.path.strip("/"):
+        hint = " (name the driver: psycopg2 is the one installed)" if parts.scheme in ("postgresql", "postgres") else ""
+        raise ProfileError(
+            f"{name} must be {_POSTGRES_SCHEME}://user:password@host[:port]/database{hint}, got {masked(value)!r}"
+        )
     return value
 
 

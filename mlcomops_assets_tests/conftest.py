@@ -147,4 +147,4 @@ def default_run(tmp_path_factory: pytest.TempPathFactory):
 
 
 # Real servers for the team profile (PostgreSQL, the S3 stand-in, a Dask cluster), session-scoped.
-from mlcomops_assets_tests.team_services import s3_env, s3_service  # noqa: E402, F401
+from mlcomops_assets_tests.team_services import postgres_service, s3_env, s3_service, team_services  # noqa: E402, F401

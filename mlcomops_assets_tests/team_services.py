@@ -4,6 +4,11 @@
   stand-in for cloud object storage (the only fake: a cloud bucket cannot run here). Every client
   (boto3, s3fs, MLflow's S3 artifact repository, the Dask worker processes) reaches it over HTTP
   through its endpoint URL, exactly as they would reach MinIO or a cloud endpoint.
+- PostgreSQL: a real server from the ``pgserver`` wheel (PostgreSQL's own binaries), on TCP
+  127.0.0.1, with one database for Dagster and one for MLflow.
+- Dask: ``dask scheduler`` and ``dask worker --nworkers 2 --nthreads 1`` as subprocesses: two worker
+  processes, started with the environment of the team home under test (a deployment's workers get
+  theirs from their pod or unit), so steps run in processes other than the test's.
 
 Each server is available as a session-scoped pytest fixture and as a context manager for use
 outside pytest; all are torn down at the end of the session.
@@ -11,10 +16,17 @@ outside pytest; all are torn down at the end of the session.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -125,3 +137,231 @@ def s3_env(s3_service: S3Service, monkeypatch: pytest.MonkeyPatch) -> S3Service:
     for name, value in s3_service.env().items():
         monkeypatch.setenv(name, value)
     return s3_service
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------
+
+# The databases' password: trust authentication on 127.0.0.1 does not check it, but every URL carries
+# it like a real deployment's, so tests can prove it never reaches logs, metadata or reports.
+TEST_DB_PASSWORD = "team-db-s3cret"
+DATABASES = ("dagster", "mlflow")
+
+
+@dataclass(frozen=True)
+class PostgresService:
+    """A running PostgreSQL server on 127.0.0.1 with one database per name in ``DATABASES``."""
+
+    host: str
+    port: int
+    user: str = "postgres"
+    password: str = TEST_DB_PASSWORD
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg2://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
+
+    def query(self, database: str, sql: str, params: tuple = ()) -> list[tuple]:
+        import psycopg2
+
+        dsn = f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
+        with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def postgres_server(pgdata: Path) -> Iterator[PostgresService]:
+    """PostgreSQL (pgserver's binaries) on a free TCP port of 127.0.0.1, databases created; stopped on exit.
+
+    pgserver initializes the data folder (as root it runs the server as its own ``pgserver`` user) and
+    starts it on a Unix socket only; it is restarted here listening on 127.0.0.1, because the team
+    profile's URLs name a host and port like a real deployment's."""
+    import pgserver
+    from pgserver._commands import pg_ctl
+
+    server = pgserver.get_server(pgdata, cleanup_mode=None)  # stopped here, not at interpreter exit
+    for database in DATABASES:
+        server.psql(f"CREATE DATABASE {database};")
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+    port = _free_port()
+    pg_ctl(
+        ["-w", "-o", "-h 127.0.0.1", "-o", f"-p {port}", "-o", "-k ''", "-l", str(pgdata / "log"), "start"],
+        pgdata=pgdata,
+        user=server.system_user,
+        timeout=30,
+    )
+    try:
+        yield PostgresService("127.0.0.1", port)
+    finally:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+
+
+@pytest.fixture(scope="session")
+def postgres_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresService]:
+    """A real PostgreSQL server for the session (databases ``dagster`` and ``mlflow``)."""
+    with postgres_server(tmp_path_factory.mktemp("pgdata")) as service:
+        yield service
+
+
+# --- Dask -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DaskService:
+    """A Dask scheduler with worker processes, started with a given environment."""
+
+    address: str
+    log_dir: Path
+
+    def worker_pids(self) -> set[int]:
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            return {info["pid"] for info in client.scheduler_info(n_workers=-1)["workers"].values()}
+
+
+def _dask_command(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "dask"), *args]
+
+
+@contextmanager
+def dask_cluster(
+    env: Mapping[str, str], log_dir: Path, port: int = 0, workers: int = 2, timeout: float = 120.0
+) -> Iterator[DaskService]:
+    """``dask scheduler`` and ``dask worker --nworkers <workers> --nthreads 1`` on 127.0.0.1, each worker a
+    separate process with ``env`` (one thread each: Dagster steps are not thread-safe); stopped on exit."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    scheduler_file = log_dir / "scheduler.json"
+    full_env = {**os.environ, **env}
+    processes: list[subprocess.Popen] = []
+    try:
+        processes.append(
+            subprocess.Popen(
+                _dask_command(
+                    "scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-dashboard",
+                    "--scheduler-file",
+                    str(scheduler_file),
+                ),
+                env=full_env,
+                stdout=(log_dir / "scheduler.log").open("wb"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        deadline = time.monotonic() + timeout
+        while not scheduler_file.exists():
+            if time.monotonic() > deadline or processes[0].poll() is not None:
+                raise RuntimeError(f"the Dask scheduler did not start: {(log_dir / 'scheduler.log').read_text()}")
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        processes.append(
+            subprocess.Popen(
+                _dask_command(
+                    "worker",
+                    address,
+                    "--nworkers",
+                    str(workers),
+                    "--nthreads",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                    "--memory-limit",
+                    "0",
+                    "--local-directory",
+                    str(log_dir / "workers"),
+                ),
+                env=full_env,
+                cwd=str(log_dir),
+                stdout=(log_dir / "workers.log").open("wb"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        service = DaskService(address, log_dir)
+        from distributed import Client
+
+        with Client(address, timeout=timeout) as client:
+            client.wait_for_workers(workers, timeout=timeout)
+        yield service
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in reversed(processes):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# --- The team profile as a whole ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeamServices:
+    """Every service of the team profile, and the environment that selects it for one project home."""
+
+    home: Path
+    s3: S3Service
+    postgres: PostgresService
+    dask: DaskService
+    env: dict[str, str]
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / ".dagster_home"
+
+
+def team_env(home: Path, s3: S3Service, postgres: PostgresService, prefix: str = "team") -> dict[str, str]:
+    """The environment of every process of the team profile for ``home`` (the scheduler's address is
+    added once it is known)."""
+    return {
+        **s3.env(),
+        "MLCOMOPS_PROFILE": "team",
+        "MLCOMOPS_HOME": str(home),
+        "DAGSTER_HOME": str(home / ".dagster_home"),
+        "MLCOMOPS_DAGSTER_POSTGRES_URL": postgres.url("dagster"),
+        "MLCOMOPS_MLFLOW_TRACKING_URI": postgres.url("mlflow"),
+        "MLCOMOPS_OBJECT_STORE_URL": s3.url(prefix),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "False",
+        "DO_NOT_TRACK": "true",
+    }
+
+
+@pytest.fixture(scope="session")
+def team_services(
+    tmp_path_factory: pytest.TempPathFactory, s3_service: S3Service, postgres_service: PostgresService
+) -> Iterator[TeamServices]:
+    """A project home on the team profile: its Dagster instance (config/dagster.team.yaml) on
+    PostgreSQL, MLflow on PostgreSQL with artifacts and asset values in the S3 stand-in, and a Dask
+    cluster of two worker processes started with the home's environment. The environment is not set
+    in this process: tests apply ``team_services.env`` (``environment``) where they need it."""
+    from mlcomops_assets_tests.conftest import REPO, write_home
+
+    home = write_home(tmp_path_factory.mktemp("team_home"))
+    env = team_env(home, s3_service, postgres_service)
+    dagster_home = home / ".dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "config" / "dagster.team.yaml", dagster_home / "dagster.yaml")
+    # MLflow creates its schema on first use; two steps doing so at once on an empty database would
+    # race, so the store is initialized once up front (a deployment runs `mlflow db upgrade`).
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore(env["MLCOMOPS_MLFLOW_TRACKING_URI"], s3_service.url("team/mlflow"))
+    port = _free_port()
+    env["MLCOMOPS_DASK_SCHEDULER"] = f"tcp://127.0.0.1:{port}"
+    with dask_cluster(env, home.parent / "dask", port=port) as dask:
+        yield TeamServices(home, s3_service, postgres_service, dask, env)

@@ -7,8 +7,8 @@ from mlcomops_assets.settings import ProjectPaths
 
 TEAM = {
     "MLCOMOPS_PROFILE": "team",
-    "MLCOMOPS_DAGSTER_POSTGRES_URL": "postgresql://dagster:s3cret@db.internal:5432/dagster",
-    "MLCOMOPS_MLFLOW_TRACKING_URI": "postgresql://mlflow:hunter2@db.internal/mlflow",
+    "MLCOMOPS_DAGSTER_POSTGRES_URL": "postgresql+psycopg2://dagster:s3cret@db.internal:5432/dagster",
+    "MLCOMOPS_MLFLOW_TRACKING_URI": "postgresql+psycopg2://mlflow:hunter2@db.internal/mlflow",
     "MLCOMOPS_OBJECT_STORE_URL": "s3://team-bucket/credit/",
     "MLCOMOPS_S3_ENDPOINT_URL": "http://minio.internal:9000",
     "MLCOMOPS_DASK_SCHEDULER": "tcp://dask.internal:8786",
@@ -41,7 +41,7 @@ def test_secrets_are_masked_when_shown():
     shown = load_profile(TEAM).describe()
     text = repr(shown)
     assert "s3cret" not in text and "hunter2" not in text
-    assert shown["dagster_postgres_url"] == "postgresql://dagster:***@db.internal:5432/dagster"
+    assert shown["dagster_postgres_url"] == "postgresql+psycopg2://dagster:***@db.internal:5432/dagster"
     assert masked("postgresql://u@h/db") == "postgresql://u@h/db"
 
 
@@ -51,7 +51,9 @@ def test_secrets_are_masked_when_shown():
         ({"MLCOMOPS_PROFILE": "cloud"}, "MLCOMOPS_PROFILE"),
         ({"MLCOMOPS_DAGSTER_POSTGRES_URL": ""}, "MLCOMOPS_DAGSTER_POSTGRES_URL"),
         ({"MLCOMOPS_DAGSTER_POSTGRES_URL": "sqlite:///x.db"}, "MLCOMOPS_DAGSTER_POSTGRES_URL"),
-        ({"MLCOMOPS_MLFLOW_TRACKING_URI": "postgresql://u:pw@host"}, "MLCOMOPS_MLFLOW_TRACKING_URI"),  # no database
+        ({"MLCOMOPS_MLFLOW_TRACKING_URI": "postgresql+psycopg2://u:pw@host"}, "MLCOMOPS_MLFLOW_TRACKING_URI"),  # no db
+        # A bare postgresql:// would load psycopg 3 (SQLAlchemy 2.1), which is not installed.
+        ({"MLCOMOPS_MLFLOW_TRACKING_URI": "postgresql://u:hunter2@h/db"}, "name the driver"),
         ({"MLCOMOPS_OBJECT_STORE_URL": "/srv/data"}, "MLCOMOPS_OBJECT_STORE_URL"),
         ({"MLCOMOPS_S3_ENDPOINT_URL": "minio:9000"}, "MLCOMOPS_S3_ENDPOINT_URL"),
         ({"MLCOMOPS_DASK_SCHEDULER": "tcp://dask.internal"}, "MLCOMOPS_DASK_SCHEDULER"),  # no port

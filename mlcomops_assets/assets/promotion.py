@@ -3,6 +3,7 @@
 import json
 import tempfile
 from datetime import UTC, datetime
+from hashlib import sha256
 from pathlib import Path
 
 import dagster as dg
@@ -61,9 +62,13 @@ def _evidence_hashes(project: ProjectResource) -> dict[str, str]:
     hashes = {}
     for key in (TRAINED_MODEL, MODEL_SELECTION_REPORT, MODEL_EVALUATION, FAIRNESS_REPORT, SHAP_EXPLAINER):
         name = key.path[-1]
-        path = project.paths.data_dir / STORAGE_FOLDER[name] / f"{name}.json"
-        if path.exists():
-            hashes[path.relative_to(project.paths.home).as_posix()] = file_sha256(path)
+        stored = project.stored_value(name)  # a file under data/, or an object (team profile)
+        if stored.exists():
+            # Named by the same path below the home in both profiles (the object store keeps the layout).
+            relative = f"data/{STORAGE_FOLDER[name]}/{name}.json"
+            hashes[relative] = (
+                file_sha256(stored) if isinstance(stored, Path) else sha256(stored.read_bytes()).hexdigest()
+            )
     return hashes
 
 

@@ -24,6 +24,10 @@ class ProjectResource(dg.ConfigurableResource):
     # "run": a lease by run id, for executors that initialize resources in every step's own process
     # (the team profile's Dask workers): re-entrant for the run's steps, exclusive between runs.
     lock_scope: str = "process"
+    # Where the IO manager keeps asset values when not under the home's data/ folder (team profile:
+    # ``<object store>/data`` on the S3-compatible server at ``s3_endpoint_url``).
+    values_url: str | None = None
+    s3_endpoint_url: str | None = None
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[ProjectResource]:
@@ -47,6 +51,18 @@ class ProjectResource(dg.ConfigurableResource):
     @property
     def paths(self) -> ProjectPaths:
         return ProjectPaths(Path(self.home))
+
+    def stored_value(self, name: str, suffix: str = ".json"):
+        """Where the IO manager stores asset ``name``'s value: a ``Path`` under the home's data/ folder,
+        or a ``UPath`` in the object store (team profile). Same layout in both (``io_manager``)."""
+        from mlcomops_assets.io_manager import ObjectStoreIOManager, value_folder
+
+        if self.values_url is None:
+            root = self.paths.data_dir
+        else:
+            root = ObjectStoreIOManager(url=self.values_url, endpoint_url=self.s3_endpoint_url).root()
+        base = value_folder(root, name)
+        return base.with_name(base.name + suffix)
 
     def policy(self) -> Policy:
         # Read on every call, not cached: a materialization uses the policy as it is at run time,
