@@ -28,6 +28,7 @@ from mlcomops_assets.automation import audit_sensor, build_schedules, dead_run_s
 from mlcomops_assets.code_references import with_code_references
 from mlcomops_assets.compliance_evidence import asset_evidence_id, check_evidence_id
 from mlcomops_assets.constants import AUDIT_JOB, CHAMPION_MODEL, END_TO_END_JOB, IO_MANAGER_KEY, MONITOR_BATCH_JOB
+from mlcomops_assets.dask_executor import dask_executor
 from mlcomops_assets.io_manager import DataFolderIOManager, ObjectStoreIOManager
 from mlcomops_assets.policy import load_policy
 from mlcomops_assets.profile import DASK_SCHEDULER_ENV, Profile, load_profile
@@ -83,34 +84,6 @@ def _stores(paths: ProjectPaths, profile: Profile) -> dict[str, object]:
         # The scheduler's address is read from the environment where the run starts.
         "executor": dask_executor.configured({"cluster": {"existing": {"address": {"env": DASK_SCHEDULER_ENV}}}}),
     }
-
-
-@dg.executor(
-    name="dask",
-    requirements=dg.multiple_process_executor_requirements(),
-    config_schema={"cluster": {"existing": {"address": dg.StringSource}}},
-)
-def dask_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
-    """dagster-dask's executor on an existing scheduler (config shaped like ``dagster_dask.dask_executor``'s
-    ``cluster: {existing: {address}}``): each step is a Dask task, run by ``execute_plan`` inside a worker
-    process. The workers are long-lived, so a step pays for the heavy imports once per worker, not once
-    per step. Declared here rather than imported because importing ``dagster_dask`` imports Dask's
-    DataFrame, pandas and pyarrow (7.5 s cold on this machine): loading the code location must not, so
-    the import happens when a run starts its executor."""
-    from dagster_dask.executor import DaskExecutor
-
-    class RecordingDaskExecutor(DaskExecutor):
-        def execute(self, plan_context, execution_plan):
-            # This process orchestrates the run and outlives its steps: it is the run's process for
-            # the dead-run sweep (the steps' worker processes outlive the run instead).
-            from mlcomops_assets.run_guard import record_run_process
-
-            record_run_process(plan_context.instance, plan_context.dagster_run)
-            yield from super().execute(plan_context, execution_plan)
-
-    return RecordingDaskExecutor(
-        "existing", {"address": init_context.executor_config["cluster"]["existing"]["address"]}
-    )
 
 
 def build_defs(home: Path, profile: Profile | None = None) -> dg.Definitions:

@@ -222,7 +222,7 @@ class DaskService:
         from distributed import Client
 
         with Client(self.address, timeout=30) as client:
-            return {info["pid"] for info in client.scheduler_info(n_workers=-1)["workers"].values()}
+            return set(client.run(os.getpid).values())
 
 
 def _dask_command(*args: str) -> list[str]:

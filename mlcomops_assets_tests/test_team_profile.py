@@ -196,6 +196,7 @@ def test_dead_run_is_failed_and_frees_the_project_lease(team):
     instance.handle_run_event(waiting.run_id, _event(waiting, dg.DagsterEventType.RUN_START))
     with exclusive_run(paths, instance, waiting, 10.0, scope="run"):
         assert instance.get_run_by_id(crashed.run_id).status == dg.DagsterRunStatus.FAILURE
+    instance.report_run_failed(waiting, "ended by the test")  # frees the lease for the next test
     ((status,),) = services.postgres.query("dagster", "SELECT status FROM runs WHERE run_id = %s", (crashed.run_id,))
     assert status == "FAILURE"
     failure = instance.all_logs(crashed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
