@@ -111,10 +111,13 @@ def test_no_password_is_written_in_the_values(values):
 def test_one_run_at_a_time_as_in_the_team_instance(values):
     daemon = values["dagsterDaemon"]
     assert daemon["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    # The chart renders maxConcurrentRuns into the coordinator's own config, where the team instance
+    # sets it too (a top-level concurrency block does not reach an explicitly named coordinator).
     team_instance = yaml.safe_load((REPOSITORY_ROOT / "config" / "dagster.team.yaml").read_text())
     assert (
         daemon["runCoordinator"]["config"]["queuedRunCoordinator"]["maxConcurrentRuns"]
-        == team_instance["concurrency"]["runs"]["max_concurrent_runs"]
+        == team_instance["run_coordinator"]["config"]["max_concurrent_runs"]
+        == 1
     )
     assert daemon["runMonitoring"]["enabled"] is True and values["runLauncher"]["type"] == "K8sRunLauncher"
 

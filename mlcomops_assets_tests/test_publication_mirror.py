@@ -7,7 +7,6 @@ it over HTTP as it would reach MinIO or a cloud endpoint.
 """
 
 import io
-import os
 import uuid
 
 import pandas as pd
@@ -155,5 +154,4 @@ def test_without_any_data_layer_nothing_is_mirrored(tmp_path, s3_env):
 
 
 def test_the_local_profile_mirrors_nothing(tmp_path):
-    assert os.environ.get("MLCOMOPS_PROFILE", "local") == "local"
     assert mirror_publication(_publication(tmp_path), FEATURES, Profile()) is None
