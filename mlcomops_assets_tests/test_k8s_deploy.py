@@ -10,6 +10,8 @@ No cluster, Helm or Docker daemon runs here, so this checks what can be checked 
   ``K8sContainerContext``'s schema; a real ``K8sRunLauncher`` (on a kubeconfig naming no reachable
   server, never contacted) then builds the run worker's Job with dagster-k8s's own
   ``construct_dagster_k8s_job``, and the Job carries our image, secrets, volumes and limits;
+* the whole dagster.yaml the values render into (PostgreSQL storage, queue, launcher, run monitoring)
+  loads as a Dagster instance config, its storage passes dagster-postgres's schema;
 * the Dockerfile installs from the lock with hashes and runs as a non-root user.
 """
 
@@ -269,3 +271,71 @@ def test_dagster_k8s_builds_the_run_worker_job_we_document(values, deployment, k
     assert manifest["spec"]["backoffLimit"] == 0 and manifest["spec"]["ttlSecondsAfterFinished"] == 86400
     assert pod["serviceAccountName"] == values["global"]["serviceAccountName"]
     assert manifest["metadata"]["labels"]["app.kubernetes.io/part-of"] == "mlcomops"
+
+
+def _instance_yaml(values: dict) -> dict:
+    """The dagster.yaml the chart renders from the values (the sections the values decide)."""
+    pg = values["postgresql"]
+    daemon = values["dagsterDaemon"]
+    queued = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
+    return {
+        "telemetry": {"enabled": values["telemetry"]["enabled"]},
+        "storage": {
+            "postgres": {
+                "postgres_db": {
+                    "username": pg["postgresqlUsername"],
+                    # The chart passes the password from its Secret as this variable.
+                    "password": {"env": "DAGSTER_PG_PASSWORD"},
+                    "hostname": pg["postgresqlHost"],
+                    "db_name": pg["postgresqlDatabase"],
+                    "port": pg["service"]["port"],
+                    "params": pg["postgresqlParams"],
+                }
+            }
+        },
+        "run_coordinator": {
+            "module": "dagster.core.run_coordinator",
+            "class": daemon["runCoordinator"]["type"],
+            "config": {_snake(k): v for k, v in queued.items()},
+        },
+        "run_launcher": {
+            "module": "dagster_k8s",
+            "class": values["runLauncher"]["type"],
+            "config": _instance_run_launcher(values),
+        },
+        "run_monitoring": {_snake(k): v for k, v in daemon["runMonitoring"].items()},
+        "run_retries": daemon["runRetries"],
+    }
+
+
+def test_the_rendered_instance_passes_dagsters_instance_schema(values, tmp_path, monkeypatch):
+    """The whole dagster.yaml the values produce loads as an instance config; its queue is the
+    QueuedRunCoordinator with one run, run monitoring never resumes."""
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._serdes import ConfigurableClassData
+
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(_instance_yaml(values)))
+    config, _ = dagster_instance_config(str(tmp_path))
+    coordinator = ConfigurableClassData(
+        config["run_coordinator"]["module"],
+        config["run_coordinator"]["class"],
+        yaml.safe_dump(config["run_coordinator"]["config"]),
+    ).rehydrate(as_type=object)
+    assert coordinator.get_run_queue_config().max_concurrent_runs == 1
+    assert config["run_monitoring"]["enabled"] is True and config["run_monitoring"]["max_resume_run_attempts"] == 0
+    assert config["telemetry"]["enabled"] is False
+    # The storage section against dagster-postgres's own schema (the password is a variable there).
+    from dagster._config import process_config
+    from dagster_postgres import DagsterPostgresStorage
+
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "not-a-real-password")
+    storage = process_config(DagsterPostgresStorage.config_type(), config["storage"]["postgres"])
+    assert storage.success, [e.message for e in storage.errors]
+    assert storage.value["postgres_db"]["params"] == {"sslmode": "require"}
+
+    # Control: a run monitoring key the instance does not know fails the same load.
+    broken = _instance_yaml(values)
+    broken["run_monitoring"]["start_timeout_second"] = 1
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(broken))
+    with pytest.raises(Exception, match="start_timeout_second"):
+        dagster_instance_config(str(tmp_path))
