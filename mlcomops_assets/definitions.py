@@ -31,7 +31,7 @@ from mlcomops_assets.constants import AUDIT_JOB, CHAMPION_MODEL, END_TO_END_JOB,
 from mlcomops_assets.dask_executor import dask_executor
 from mlcomops_assets.io_manager import DataFolderIOManager, ObjectStoreIOManager
 from mlcomops_assets.policy import load_policy
-from mlcomops_assets.profile import DASK_SCHEDULER_ENV, Profile, load_profile
+from mlcomops_assets.profile import DASK_SCHEDULER_ENV, MLFLOW_TRACKING_URI_ENV, Profile, load_profile
 from mlcomops_assets.resources import EvidenceCatalog, MlflowSession, ProjectResource
 from mlcomops_assets.served_batches import served_decisions_sensor
 from mlcomops_assets.settings import ProjectPaths, default_home
@@ -58,10 +58,8 @@ AUDIT_ASSETS = [audit.compliance_matrix, audit.audit_bundle]
 def _stores(paths: ProjectPaths, profile: Profile) -> dict[str, object]:
     """The resources that differ by profile: MLflow's stores, where asset values live, the executor."""
     mlflow = profile.mlflow(paths)
-    session = MlflowSession(
-        tracking_uri=mlflow.tracking_uri, artifact_root=mlflow.artifact_root, s3_endpoint_url=mlflow.s3_endpoint_url
-    )
     if not profile.is_team:
+        session = MlflowSession(tracking_uri=mlflow.tracking_uri, artifact_root=mlflow.artifact_root)
         return {
             "project": ProjectResource(home=str(paths.home)),
             "mlflow_session": session,
@@ -70,6 +68,13 @@ def _stores(paths: ProjectPaths, profile: Profile) -> dict[str, object]:
             # and doubled the wall time of the whole graph (stack-facts §7.5).
             "executor": dg.in_process_executor,
         }
+    session = MlflowSession(
+        # The team store's URI carries its password: as an EnvVar, Dagster resolves it in each process
+        # and shows only the variable's name in the UI's resource configuration.
+        tracking_uri=dg.EnvVar(MLFLOW_TRACKING_URI_ENV),
+        artifact_root=mlflow.artifact_root,
+        s3_endpoint_url=mlflow.s3_endpoint_url,
+    )
     return {
         # Steps initialize resources in their own worker processes: the project lock is a lease held
         # by the run from its first step until it ends (run_guard), re-entrant for its other steps.

@@ -32,6 +32,27 @@ def value_folder(root: Any, name: str) -> Any:
     return root / STORAGE_FOLDER.get(name, "assets") / name
 
 
+def stored_value(home: Path, name: str, suffix: str = ".json", profile: Any = None) -> Any:
+    """Where asset ``name``'s value is stored for the project at ``home`` under the current (or given)
+    profile: a ``Path`` under data/, or a ``UPath`` in the object store. For readers outside a run."""
+    from mlcomops_assets.profile import load_profile
+
+    profile = profile or load_profile()
+    if profile.is_team:
+        root = ObjectStoreIOManager(url=profile.data_url(), endpoint_url=profile.s3_endpoint_url).root()
+    else:
+        root = ProjectPaths(home).data_dir
+    base = value_folder(root, name)
+    return base.with_name(base.name + suffix)
+
+
+def read_parquet(path: Any, **kwargs: Any) -> Any:
+    """A stored DataFrame, from a local file or an object (fetched in one GET)."""
+    import pandas as pd
+
+    return pd.read_parquet(path if isinstance(path, Path) else io.BytesIO(path.read_bytes()), **kwargs)
+
+
 class _StoredValues(dg.ConfigurableIOManager):
     """The layout, reads and partition handling shared by both IO managers."""
 
@@ -50,11 +71,9 @@ class _StoredValues(dg.ConfigurableIOManager):
 
     @staticmethod
     def _read(path: Any) -> Any:
-        import pandas as pd
-
         if path.suffix == ".parquet":
             # A local file is read in place; an object is fetched in one GET and parsed from memory.
-            return pd.read_parquet(path if isinstance(path, Path) else io.BytesIO(path.read_bytes()))
+            return read_parquet(path)
         return json.loads(path.read_text(encoding="utf-8"))
 
     def _load_partitions(self, context: dg.InputContext) -> dict[str, Any]:

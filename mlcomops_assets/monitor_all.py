@@ -17,7 +17,14 @@ import sys
 import dagster as dg
 
 from mlcomops_assets.batch_sources import recorded_source
-from mlcomops_assets.constants import BATCH_MONITORING, BATCH_TAG, MONITOR_BATCH_JOB, PRODUCTION_BATCHES, TRIGGER_TAG
+from mlcomops_assets.constants import (
+    BATCH_MONITORING,
+    BATCH_TAG,
+    MONITOR_BATCH_JOB,
+    PRODUCTION_BATCHES,
+    PRODUCTION_DATA,
+    TRIGGER_TAG,
+)
 from mlcomops_assets.lib.batches import inbox_files, source_identity
 from mlcomops_assets.pipeline_run import finish
 from mlcomops_assets.policy import PolicyError, load_policy, report_policy_error
@@ -26,14 +33,13 @@ from mlcomops_assets.settings import ProjectPaths, default_home
 
 def _periods(paths: ProjectPaths, policy) -> set[str]:
     """The production periods of the current data (none without a time column)."""
-    import pandas as pd
-
+    from mlcomops_assets.io_manager import read_parquet, stored_value
     from mlcomops_assets.lib.splitting import BATCH_COLUMN
 
-    path = paths.prepared_dir / "production_data.parquet"
+    path = stored_value(paths.home, PRODUCTION_DATA.path[-1], ".parquet")  # data/, or the team's object store
     if not policy.data.has_time or not path.is_file():
         return set()
-    return set(pd.read_parquet(path, columns=[BATCH_COLUMN])[BATCH_COLUMN].astype(str))
+    return set(read_parquet(path, columns=[BATCH_COLUMN])[BATCH_COLUMN].astype(str))
 
 
 def to_monitor(instance: dg.DagsterInstance, paths: ProjectPaths, policy, keys: list[str]) -> list[str]:

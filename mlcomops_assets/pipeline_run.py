@@ -22,7 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 import mlcomops_assets
-from mlcomops_assets.constants import END_TO_END_JOB, PRODUCTION_BATCH, TRIGGER_TAG
+from mlcomops_assets.constants import CHAMPION_MODEL, END_TO_END_JOB, PRODUCTION_BATCH, TRAINED_MODEL, TRIGGER_TAG
 from mlcomops_assets.lib.files import file_md5
 from mlcomops_assets.lib.policy_params import write_policy_params
 from mlcomops_assets.lib.sources import source_md5
@@ -77,8 +77,11 @@ def inputs_hash(parts: dict[str, str]) -> str:
 
 
 def _results_present(paths: ProjectPaths, policy: Policy) -> bool:
-    champion = paths.data_dir / "champion" / "champion_model.json"
-    record = paths.models_dir / "trained_model.json"
+    from mlcomops_assets.io_manager import stored_value
+
+    # Where the IO manager keeps them under the profile (data/, or the team's object store).
+    champion = stored_value(paths.home, CHAMPION_MODEL.path[-1])
+    record = stored_value(paths.home, TRAINED_MODEL.path[-1])
     if not (champion.exists() and record.exists()):
         return False
     from mlflow.exceptions import MlflowException

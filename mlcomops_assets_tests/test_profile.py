@@ -71,3 +71,26 @@ def test_missing_variable_is_named_when_unset():
     del env["MLCOMOPS_DASK_SCHEDULER"]
     with pytest.raises(ProfileError, match="needs MLCOMOPS_DASK_SCHEDULER, which is not set"):
         load_profile(env)
+
+
+def test_one_setting_switches_the_stores_and_the_executor_not_the_graph(tmp_path):
+    """Same assets, checks and jobs in both profiles; the team's resources name no password."""
+    import dagster as dg
+
+    from mlcomops_assets.definitions import build_defs
+    from mlcomops_assets.io_manager import DataFolderIOManager, ObjectStoreIOManager
+    from mlcomops_assets_tests.conftest import write_home
+
+    home = write_home(tmp_path / "home")
+    local, team = build_defs(home, load_profile({})), build_defs(home, load_profile(TEAM))
+    assert {k for a in local.assets for k in a.keys} == {k for a in team.assets for k in a.keys}
+    assert {j.name for j in local.jobs} == {j.name for j in team.jobs}
+    assert local.executor is dg.in_process_executor and team.executor.name == "dask"
+    local_resources, team_resources = local.resources, team.resources
+    assert isinstance(local_resources["io_manager"], DataFolderIOManager)
+    assert isinstance(team_resources["io_manager"], ObjectStoreIOManager)
+    assert team_resources["io_manager"].url == "s3://team-bucket/credit/data"
+    assert team_resources["project"].lock_scope == "run" and local_resources["project"].lock_scope == "process"
+    session = team_resources["mlflow_session"]
+    assert session.artifact_root == "s3://team-bucket/credit/mlflow"
+    assert "hunter2" not in repr(team_resources) and "s3cret" not in repr(team_resources)

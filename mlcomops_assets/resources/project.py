@@ -59,7 +59,7 @@ class ProjectResource(dg.ConfigurableResource):
 
         if self.values_url is None:
             root = self.paths.data_dir
-        else:
+        else:  # the resource's own setting, which the workers received with the run
             root = ObjectStoreIOManager(url=self.values_url, endpoint_url=self.s3_endpoint_url).root()
         base = value_folder(root, name)
         return base.with_name(base.name + suffix)
