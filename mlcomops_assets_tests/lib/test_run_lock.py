@@ -12,7 +12,7 @@ import time
 import pytest
 
 from mlcomops_assets.lib.processes import ProcessId
-from mlcomops_assets.lib.run_lock import ProjectLocked, project_lock, read_holder
+from mlcomops_assets.lib.run_lock import ProjectLocked, project_lock, read_holder, run_lease
 
 HOLDER = {"run_id": "run-a", "job": "end_to_end", "started": "2026-11-28T07:00:00+00:00", "pid": 1, "host": "h"}
 
@@ -117,3 +117,33 @@ def test_unreaped_killed_child_counts_as_dead():
         assert ProcessId(ProcessId.current().host, child.pid).is_dead()
     finally:
         child.wait(timeout=10)
+
+
+def test_run_lease_is_reentrant_for_its_run_and_exclusive_between_runs(tmp_path):
+    """Per-step processes (Dask): the run holding the lease re-enters it from any step; another run
+    waits and is refused naming the holder; once the holder has ended, the next run takes it."""
+    lock_file = tmp_path / "run.lock"
+    ended: set[str] = set()
+    over = ended.__contains__
+    with run_lease(lock_file, {"run_id": "r1", "job": "end_to_end"}, 1.0, over) as taken:
+        assert taken is True
+    assert read_holder(lock_file)["run_id"] == "r1"  # kept after the step: it belongs to the run
+    with run_lease(lock_file, {"run_id": "r1"}, 1.0, over) as taken:
+        assert taken is False  # another step of the same run
+    started = time.monotonic()
+    with pytest.raises(ProjectLocked) as refused, run_lease(lock_file, {"run_id": "r2"}, 0.5, over, 0.1):
+        pass
+    assert refused.value.holder["run_id"] == "r1" and time.monotonic() - started >= 0.5
+    ended.add("r1")
+    with run_lease(lock_file, {"run_id": "r2"}, 1.0, over) as taken:
+        assert taken is True
+    assert read_holder(lock_file)["run_id"] == "r2"
+
+
+def test_run_lease_waits_for_a_kernel_lock_holder(tmp_path):
+    """A writer holding the kernel lock for its whole run (in-process executor) also keeps a lease out."""
+    lock_file = tmp_path / "run.lock"
+    with project_lock(lock_file, {"run_id": "local"}, 1.0):
+        with pytest.raises(ProjectLocked) as refused, run_lease(lock_file, {"run_id": "r2"}, 0.3, lambda _: True, 0.1):
+            pass
+        assert refused.value.holder["run_id"] == "local"
