@@ -327,8 +327,10 @@ class TeamServices:
 def team_env(home: Path, s3: S3Service, postgres: PostgresService, prefix: str = "team") -> dict[str, str]:
     """The environment of every process of the team profile for ``home`` (the scheduler's address is
     added once it is known)."""
+    # Without MLflow's own endpoint variable: the profile must hand MLflow its endpoint itself.
+    s3_env = {name: value for name, value in s3.env().items() if name != "MLFLOW_S3_ENDPOINT_URL"}
     return {
-        **s3.env(),
+        **s3_env,
         "MLCOMOPS_PROFILE": "team",
         "MLCOMOPS_HOME": str(home),
         "DAGSTER_HOME": str(home / ".dagster_home"),
