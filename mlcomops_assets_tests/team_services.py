@@ -367,3 +367,53 @@ def team_services(
     env["MLCOMOPS_DASK_SCHEDULER"] = f"tcp://127.0.0.1:{port}"
     with dask_cluster(env, home.parent / "dask", port=port) as dask:
         yield TeamServices(home, s3_service, postgres_service, dask, env)
+        graph = _GRAPH.pop("run", None)
+        if graph is not None:
+            graph[1].dispose()
+
+
+# --- The whole graph on the team profile, once per session ----------------------------------------
+
+
+def team_job(name: str):
+    """A job as the team's processes load it: built from the environment when called, in the run's
+    orchestrating process and again in every Dask worker (``definitions.defs_from_environment``)."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    from mlcomops_assets_tests.conftest import REPO
+
+    repository = ReconstructableRepository.for_module(
+        "mlcomops_assets.definitions", "defs_from_environment", working_directory=str(REPO)
+    )
+    return repository.get_reconstructable_job(name)
+
+
+# One graph run per session, whichever module asks first (a fixture imported into several modules is
+# instantiated once per module; the run is not repeated).
+_GRAPH: dict[str, Any] = {}
+
+
+def team_graph(services: TeamServices) -> tuple[TeamServices, Any, Any]:
+    """(services, instance, result) of the end_to_end run on the team profile; call with the
+    environment set."""
+    if "run" not in _GRAPH:
+        import dagster as dg
+
+        from mlcomops_assets_tests.conftest import dvc_executable, run
+
+        run(["git", "init", "-q"], services.home)
+        run([dvc_executable(), "init", "-q"], services.home)
+        instance = dg.DagsterInstance.get()  # $DAGSTER_HOME/dagster.yaml: config/dagster.team.yaml
+        started = time.monotonic()
+        result = dg.execute_job(team_job("end_to_end"), instance=instance)
+        print(f"\nteam profile: end_to_end took {time.monotonic() - started:.1f} s on 2 Dask workers")
+        _GRAPH["run"] = (services, instance, result)
+    return _GRAPH["run"]
+
+
+@pytest.fixture(scope="module")
+def team(team_services: TeamServices) -> Iterator[tuple[TeamServices, Any, Any]]:
+    """The whole end_to_end graph on the team profile (run once per session), with the team's
+    environment set in this process for the module using it, and unset after it."""
+    with environment(team_services.env):
+        yield team_graph(team_services)

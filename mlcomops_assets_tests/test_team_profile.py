@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import dagster as dg
 import pytest
@@ -16,40 +15,17 @@ import pytest
 from mlcomops_assets import constants as c
 from mlcomops_assets.definitions import ALL_ASSETS
 from mlcomops_assets.lib.processes import ProcessId
-from mlcomops_assets_tests.conftest import REPO, dvc_executable, run
-from mlcomops_assets_tests.team_services import TEST_DB_PASSWORD, TeamServices, environment
+from mlcomops_assets_tests.team_services import TEST_DB_PASSWORD, team, team_job
+
+# The graph run on the services is the ``team`` fixture (team_services.py: once per session, the
+# environment set for each module using it); ``_job`` is how the team's processes load a job.
+_job = team_job
+__all__ = ["_job", "team"]
 
 pytestmark = pytest.mark.team
 
 ALL_KEYS = {key for asset in ALL_ASSETS for key in asset.keys}
 BATCH = "week-team"
-
-
-def _job(name: str):
-    """The job as the team's processes load it: built from the environment when called, in this process
-    (the run's orchestrator) and again in every Dask worker (``definitions.defs_from_environment``)."""
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
-
-    repository = ReconstructableRepository.for_module(
-        "mlcomops_assets.definitions", "defs_from_environment", working_directory=str(REPO)
-    )
-    return repository.get_reconstructable_job(name)
-
-
-@pytest.fixture(scope="module")
-def team(team_services: TeamServices):
-    """The whole end_to_end graph once on the team profile, with its environment set for the module."""
-    home = team_services.home
-    run(["git", "init", "-q"], home)
-    run([dvc_executable(), "init", "-q"], home)
-    with environment(team_services.env):
-        instance = dg.DagsterInstance.get()  # $DAGSTER_HOME/dagster.yaml: config/dagster.team.yaml
-        started = time.monotonic()
-        result = dg.execute_job(_job(c.END_TO_END_JOB), instance=instance)
-        elapsed = time.monotonic() - started
-        print(f"\nteam profile: end_to_end took {elapsed:.1f} s on 2 Dask workers")
-        yield team_services, instance, result
-        instance.dispose()
 
 
 def test_instance_is_postgres_and_queued(team):
@@ -225,6 +201,7 @@ def test_a_live_run_keeps_the_lease_and_reenters_it(team):
     instance.report_run_failed(holder, "ended by the test")
     with exclusive_run(paths, instance, other, 1.0, scope="run"):
         pass  # the holder ended: the lease is free
+    instance.report_run_failed(other, "ended by the test")  # frees the lease for later tests
 
 
 def _event(run: dg.DagsterRun, kind: dg.DagsterEventType) -> dg.DagsterEvent:
