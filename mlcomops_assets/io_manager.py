@@ -35,15 +35,19 @@ def value_folder(root: Any, name: str) -> Any:
 def stored_value(home: Path, name: str, suffix: str = ".json", profile: Any = None) -> Any:
     """Where asset ``name``'s value is stored for the project at ``home`` under the current (or given)
     profile: a ``Path`` under data/, or a ``UPath`` in the object store. For readers outside a run."""
+    base = value_folder(stored_root(home, profile), name)
+    return base.with_name(base.name + suffix)
+
+
+def stored_root(home: Path, profile: Any = None) -> Any:
+    """The data root the IO manager writes below under the current (or given) profile: ``<home>/data``,
+    or ``<object store>/data`` (a ``UPath``) in the team profile. For readers outside a run."""
     from mlcomops_assets.profile import load_profile
 
     profile = profile or load_profile()
     if profile.is_team:
-        root = ObjectStoreIOManager(url=profile.data_url(), endpoint_url=profile.s3_endpoint_url).root()
-    else:
-        root = ProjectPaths(home).data_dir
-    base = value_folder(root, name)
-    return base.with_name(base.name + suffix)
+        return ObjectStoreIOManager(url=profile.data_url(), endpoint_url=profile.s3_endpoint_url).root()
+    return ProjectPaths(home).data_dir
 
 
 def read_parquet(path: Any, **kwargs: Any) -> Any:

@@ -20,12 +20,16 @@ from mlcomops_assets.constants import (
     CHAMPION_MODEL,
     COMPLIANCE_MATRIX,
     FAIRNESS_REPORT,
+    HOLDOUT_DATA,
     MODEL_EVALUATION,
     MODEL_SELECTION_REPORT,
     OUTLIER_DETECTOR,
+    PRODUCTION_DATA,
     SHAP_EXPLAINER,
     STORAGE_FOLDER,
     TRAINED_MODEL,
+    TRAINING_DATA,
+    VALIDATED_DATA,
 )
 from mlcomops_assets.lib import audit_bundle as ab
 from mlcomops_assets.lib.files import file_sha256, write_atomic
@@ -43,13 +47,41 @@ _VERSION_REPORTS = {
 _LOCKS = ("requirements/runtime.lock", "requirements/dvc.lock", "requirements/tools.lock", "pyproject.toml")
 
 
-def _stored(paths: ProjectPaths, key: dg.AssetKey, suffix: str = ".json") -> Path:
-    name = key.path[-1]
-    return paths.data_dir / STORAGE_FOLDER[name] / f"{name}{suffix}"
+def _stored(paths: ProjectPaths, key: dg.AssetKey | str, suffix: str = ".json") -> Any:
+    """Where the IO manager keeps a value: a file under ``data/``, or an object in the team profile's store
+    (a ``UPath``), so the bundle holds the same evidence whichever profile produced it."""
+    from mlcomops_assets.io_manager import stored_value
+
+    return stored_value(paths.home, key if isinstance(key, str) else key.path[-1], suffix)
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Any) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _source(paths: ProjectPaths, path: Any) -> str:
+    """Where an item came from: its path below the home, or the object's URL (no credentials in it)."""
+    return _rel(paths, path) if isinstance(path, Path) else str(path)
+
+
+def _item(paths: ProjectPaths, name: str, kind: str, path: Any) -> ab.EvidenceItem:
+    """A file as a bundle item; an object's bytes are read once here (the bundle hashes what it writes)."""
+    if isinstance(path, Path):
+        return ab.EvidenceItem(name, kind, _rel(paths, path), path=path)
+    return ab.EvidenceItem(name, kind, str(path), content=path.read_bytes())
+
+
+def _sha256_and_rows(path: Any) -> tuple[str, int]:
+    """SHA-256 and row count of a stored Parquet value, read in one pass (file or object)."""
+    import hashlib
+    import io
+
+    import pyarrow.parquet as pq
+
+    if isinstance(path, Path):
+        return file_sha256(path), pq.ParquetFile(path).metadata.num_rows
+    data = path.read_bytes()
+    return hashlib.sha256(data).hexdigest(), pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
 
 
 @dg.asset(
@@ -120,15 +152,14 @@ def compliance_matrix(
 
 def _data_version(paths: ProjectPaths, model_record: dict) -> dict[str, Any]:
     """Hashes (never the rows) of the data the version was trained and evaluated on."""
-    import pyarrow.parquet as pq
-
     layers = {}
-    for path in [paths.validated_dir / "validated_data.parquet", *sorted(paths.prepared_dir.glob("*.parquet"))]:
+    for key in (VALIDATED_DATA, HOLDOUT_DATA, PRODUCTION_DATA, TRAINING_DATA):
+        name = key.path[-1]
+        path = _stored(paths, name, ".parquet")
         if path.is_file():
-            layers[path.relative_to(paths.home).as_posix()] = {
-                "sha256": file_sha256(path),
-                "rows": pq.ParquetFile(path).metadata.num_rows,
-            }
+            digest, rows = _sha256_and_rows(path)
+            # Named by its place below the home in both profiles (the object store keeps the layout).
+            layers[f"data/{STORAGE_FOLDER[name]}/{name}.parquet"] = {"sha256": digest, "rows": rows}
     return {
         "raw_data_md5": model_record.get("raw_data_md5"),
         "raw_data_md5_note": "DVC's md5 of data/raw (dvc.lock), recorded by validated_data and the model",
@@ -164,7 +195,7 @@ def _evidence_items(
         if not matches:
             missing.append(f"{name} (the latest one is about {about}, not {model_uri})")
             continue
-        items.append(ab.EvidenceItem(name, "report", rel(path), path=path))
+        items.append(_item(paths, name, "report", path))
         loaded[key.path[-1]] = report
     for extra in ("model_selection.html", "model_selection.md"):
         path = paths.published_dir / "selection" / extra
@@ -176,14 +207,14 @@ def _evidence_items(
     outliers = _stored(paths, OUTLIER_DETECTOR)
     if outliers.is_file():
         loaded[OUTLIER_DETECTOR.path[-1]] = _read_json(outliers)
-        items.append(ab.EvidenceItem("outlier_detector.json", "report", rel(outliers), path=outliers))
+        items.append(_item(paths, "outlier_detector.json", "report", outliers))
     monitoring = []
-    for path in sorted(
-        (paths.data_dir / STORAGE_FOLDER[BATCH_MONITORING.path[-1]] / "batch_monitoring").glob("*.json")
-    ):
+    from mlcomops_assets.io_manager import stored_root, value_folder
+
+    for path in sorted(value_folder(stored_root(paths.home), BATCH_MONITORING.path[-1]).glob("*.json"), key=str):
         batch = _read_json(path)
         monitoring.append(batch)
-        items.append(ab.EvidenceItem(f"batch_monitoring/{path.name}", "report", rel(path), path=path))
+        items.append(_item(paths, f"batch_monitoring/{path.name}", "report", path))
         drift = paths.published_dir / "batch_reports" / f"drift-{path.stem}.html"
         if drift.is_file():
             items.append(ab.EvidenceItem(f"batch_reports/{drift.name}", "report", rel(drift), path=drift))
@@ -320,12 +351,7 @@ def audit_bundle(context: dg.AssetExecutionContext, project: ProjectResource, ml
     )
     items += [
         ab.EvidenceItem("data_version.json", "data_version", "validated and split data", content=_json(data_version)),
-        ab.EvidenceItem(
-            "trained_model.json",
-            "record",
-            _rel(paths, _stored(paths, TRAINED_MODEL)),
-            path=_stored(paths, TRAINED_MODEL),
-        ),
+        _item(paths, "trained_model.json", "record", _stored(paths, TRAINED_MODEL)),
         ab.EvidenceItem("sbom.cdx.json", "sbom", "requirements/*.lock (CycloneDX 1.6)", content=sbom.encode()),
     ]
     published_record = paths.published_dir / "promotion" / f"{name}-v{version}.json"
