@@ -36,7 +36,9 @@ def _metadata(instance, key) -> dict[str, Any]:
 
 
 def _report(paths: ProjectPaths, name: str) -> dict[str, Any]:
-    path = paths.reports_dir / f"{name}.json"
+    from mlcomops_assets.io_manager import stored_value
+
+    path = stored_value(paths.home, name)  # under data/, or in the team profile's object store
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -109,7 +111,9 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None, failed_s
     lines.append(
         f"registered model    {model.get('registered_model', '(not materialized)')}  [{model.get('model_uri', '')}]"
     )
-    selection_file = paths.selection_dir / "model_selection_report.json"
+    from mlcomops_assets.io_manager import stored_root, stored_value, value_folder
+
+    selection_file = stored_value(paths.home, "model_selection_report")
     if selection_file.exists():
         selection = json.loads(selection_file.read_text())
         for r in selection.get("candidates", []):
@@ -138,12 +142,12 @@ def render(paths: ProjectPaths, instance, elapsed: float | None = None, failed_s
         lines.append(f"performance verdict {evaluation['gate']['verdict']}")
     if policy is not None:
         lines.append(f"drift               {drift_scope(policy)}")
-    monitored = paths.monitoring_dir / "batch_monitoring"
+    monitored = value_folder(stored_root(paths.home), "batch_monitoring")
     # Only the current data source's batches: after a switch of dataset the earlier source's results stay
     # on disk and in the instance, but they say nothing about the model trained on the current data.
     current = source_identity(policy.data) if policy is not None else None
     hidden = {"of another data source": 0, "with no data source recorded": 0}
-    for path in sorted(monitored.glob("*.json")) if monitored.is_dir() else []:
+    for path in sorted(monitored.glob("*.json"), key=str) if monitored.is_dir() else []:
         m = json.loads(path.read_text())
         source = batch_source(instance, m["batch"])
         if current is None or source != current:

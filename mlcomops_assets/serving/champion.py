@@ -119,12 +119,12 @@ def load_champion(client, settings: ServingSettings, public_key: str) -> Champio
 
 def _sample(settings: ServingSettings):
     """Real rows to check the fast path on: the holdout (else the training reference), if present."""
-    import pandas as pd
+    from mlcomops_assets.io_manager import read_parquet, stored_value
 
-    for name in ("holdout_data.parquet", "training_data.parquet"):
-        path = settings.paths.prepared_dir / name
+    for name in ("holdout_data", "training_data"):
+        path = stored_value(settings.paths.home, name, ".parquet")  # data/, or the team's object store
         if path.is_file():
-            return pd.read_parquet(path).head(500)
+            return read_parquet(path).head(500)
     return None
 
 

@@ -68,14 +68,14 @@ def signed_evidence(paths: ProjectPaths, record: PromotionRecord) -> tuple[dict 
 
 def _background(model: Any, paths: ProjectPaths, policy: Policy) -> tuple[pd.DataFrame, str]:
     """The rows the ``shap_explainer`` asset explained (and a linear explainer averages)."""
-    import pandas as pd
+    from mlcomops_assets.io_manager import read_parquet, stored_value
 
-    holdout = paths.prepared_dir / "holdout_data.parquet"
+    holdout = stored_value(paths.home, "holdout_data", ".parquet")  # data/, or the team's object store
     if not holdout.is_file():
         raise ChampionIntegrityError(
             f"cannot rebuild the linear explainer: its background, the holdout ({holdout}), is missing"
         )
-    frame = pd.read_parquet(holdout)
+    frame = read_parquet(holdout)
     if len(frame) > policy.explainability.sample_size:
         frame = frame.sample(policy.explainability.sample_size, random_state=policy.seed)
     return frame, f"the mean transformed row of {len(frame)} holdout rows (as the shap_explainer asset)"

@@ -36,17 +36,17 @@ class OutlierWatch:
 
 
 def build_outlier_watch(paths: ProjectPaths, policy: Policy) -> OutlierWatch:
-    import pandas as pd
-
+    from mlcomops_assets.io_manager import read_parquet, stored_value
     from mlcomops_assets.lib.outliers import fit_detector, fit_sample, outlier_share
 
-    reference = paths.prepared_dir / "training_data.parquet"
+    # Where the IO manager keeps them: under data/, or in the team profile's object store.
+    reference = stored_value(paths.home, "training_data", ".parquet")
     if not reference.is_file():
         return OutlierWatch(None, {"active": False, "reason": f"no training reference at {reference}"})
-    frame = pd.read_parquet(reference)
+    frame = read_parquet(reference)
     detector = fit_detector(frame, policy)
     share = outlier_share(detector, fit_sample(frame, policy), policy)
-    recorded_file = paths.monitoring_dir / "outlier_detector.json"
+    recorded_file = stored_value(paths.home, "outlier_detector")
     recorded = None
     if recorded_file.is_file():
         recorded = json.loads(recorded_file.read_text(encoding="utf-8")).get("reference_outlier_share")
