@@ -60,10 +60,14 @@ def measured(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[dict,
 
 
 def synthesized(rows: int, seed: int) -> Path:
-    """The synthetic source of ``rows`` rows, made once per size and seed (10M rows take ~25 s to make)."""
+    """The synthetic source of ``rows`` rows, made once per size, seed and version of synthesize.py (10M rows
+    take ~25 s to make)."""
+    import hashlib
+
     from synthesize import synthesize
 
-    path = OUT / "sources" / f"rows-{rows}-seed-{seed}.csv"
+    version = hashlib.sha256((HERE / "synthesize.py").read_bytes()).hexdigest()[:12]
+    path = OUT / "sources" / f"rows-{rows}-seed-{seed}-{version}.csv"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
