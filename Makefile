@@ -155,7 +155,8 @@ serve: setup
 inbox-demo: setup
 	python benchmarks/inbox_to_verdict.py
 
-# Orchestration overhead and scaling (default data, 100k, 1M rows), then the scoring service under load
+# Orchestration overhead and scaling (default data, 100k, 1M rows; then 10M rows, the graph only, against the
+# scaling targets of benchmarks/targets.py: --scale-sizes), then the scoring service under load
 # next to `mlflow models serve` on the champion `make run` promoted (benchmarks/serving.py; only that:
 # python benchmarks/serving.py; leave it out: BENCH_ARGS=--no-serving): benchmarks/out/results.{json,md}.
 bench: setup

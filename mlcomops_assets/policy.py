@@ -367,7 +367,14 @@ class SelectionSpec(_Strict):
         default=50_000,
         ge=100,
         description="Hyperparameters are searched on a stratified sample of at most this many training rows; "
-        "the chosen candidate is then fitted on all training rows.",
+        "the chosen candidate is then fitted on the training rows (see fit_max_rows).",
+    )
+    fit_max_rows: int = Field(
+        default=1_000_000,
+        ge=100,
+        description="The chosen configuration of each candidate is fitted on all training rows, or on a "
+        "stratified, seeded sample of this many when there are more (the fit's cost grows with the rows, its "
+        "estimates barely move beyond a million rows). Holdout metrics and fairness stay on the full holdout.",
     )
     bootstrap_samples: int = Field(default=1000, ge=50, le=100_000)
     confidence_level: float = Field(default=0.95, gt=0.5, lt=1.0)

@@ -49,10 +49,14 @@ def no_production(frame: pd.DataFrame) -> pd.DataFrame:
 
 def split_data(frame: pd.DataFrame, policy: Policy) -> Splits:
     """Training, holdout and production rows: by time when the policy names a time column, else a
-    stratified, seeded split of all rows with no production rows."""
-    frame = frame.reset_index(drop=True)  # the index is the row's position, which the audit relies on
+    stratified, seeded split of all rows with no production rows.
+
+    Positions are split, not the frame: each set is copied out of the frame once (at 10M rows a split
+    of the frame itself, then its sorting and re-indexing, held three copies of every row at once)."""
+    if not frame.index.equals(pd.RangeIndex(len(frame))):
+        frame = frame.reset_index(drop=True)  # the index is the row's position, which the audit relies on
     if not policy.data.has_time:
-        return _train_holdout(frame, no_production(frame), policy, "in the validated data")
+        return _train_holdout(frame, np.arange(len(frame)), no_production(frame), policy, "in the validated data")
     spec = policy.data
     times = frame[spec.time_column]
     cutoff = spec.training_cutoff
@@ -61,33 +65,47 @@ def split_data(frame: pd.DataFrame, policy: Policy) -> Splits:
     production = frame.loc[times > cutoff].copy()
     production[BATCH_COLUMN] = batch_labels(production[spec.time_column])
     where = f"at or before data.training_cutoff={spec.training_cutoff}"
-    return _train_holdout(frame.loc[times <= cutoff], production, policy, where)
+    # Rows whose time is missing are in neither set (they compare false both ways), as before.
+    return _train_holdout(frame, np.flatnonzero((times <= cutoff).to_numpy()), production, policy, where)
 
 
-def _train_holdout(rows: pd.DataFrame, production: pd.DataFrame, policy: Policy, where: str) -> Splits:
-    """Split ``rows`` into training and holdout (stratified by label when the policy says so, seeded)."""
+def _rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """The rows at ``positions`` (sorted), as a new frame indexed 0..n-1."""
+    out = frame.take(positions)
+    out.index = pd.RangeIndex(len(out))
+    return out
+
+
+def _train_holdout(
+    frame: pd.DataFrame, positions: np.ndarray, production: pd.DataFrame, policy: Policy, where: str
+) -> Splits:
+    """Split the rows of ``frame`` at ``positions`` into training and holdout (stratified by label when
+    the policy says so, seeded)."""
     from sklearn.model_selection import train_test_split
 
     target = policy.data.target
-    if len(rows) < LABELS_NEEDED:
-        raise SplitError(f"only {len(rows)} row(s) {where}: nothing to train on")
-    smallest = int(rows[target].value_counts().min())
-    stratify = rows[target] if policy.split.stratify and rows[target].nunique() > 1 else None
+    if len(positions) < LABELS_NEEDED:
+        raise SplitError(f"only {len(positions)} row(s) {where}: nothing to train on")
+    labels = frame[target].take(positions)
+    smallest = int(labels.value_counts().min())
+    stratify = labels if policy.split.stratify and labels.nunique() > 1 else None
     if stratify is not None and smallest < LABELS_NEEDED:
         # scikit-learn would raise with its own wording; say it with counts and the policy's names.
         raise SplitError(
             f"the rarest label class has {smallest} row(s) {where}: a stratified holdout needs at least {LABELS_NEEDED}"
         )
+    # The same split as of the rows themselves: scikit-learn draws it from the row count and the labels.
     training, holdout = train_test_split(
-        rows, test_size=policy.split.holdout_fraction, random_state=policy.seed, stratify=stratify
+        positions, test_size=policy.split.holdout_fraction, random_state=policy.seed, stratify=stratify
     )
-    training, holdout = training.sort_index(), holdout.sort_index()
+    training.sort()
+    holdout.sort()
     return Splits(
-        training=training.reset_index(drop=True),
-        holdout=holdout.reset_index(drop=True),
+        training=_rows(frame, training),
+        holdout=_rows(frame, holdout),
         production=production.reset_index(drop=True),
-        training_positions=training.index.to_numpy(),
-        holdout_positions=holdout.index.to_numpy(),
+        training_positions=training,
+        holdout_positions=holdout,
     )
 
 

@@ -42,7 +42,31 @@ def test_large_training_sets_are_searched_on_a_sample_and_fitted_on_all_rows(tra
     raw["model"]["selection"]["cv_max_rows"] = 600
     policy = parse_policy(raw)
     tuned = candidates.tune("logistic_regression", training, policy)
-    assert tuned.cv_rows == 600 < len(training)
+    assert tuned.cv_rows == 600 < len(training) == tuned.fit_rows
     full = modeling.build_pipeline(policy, tuned.spec, **tuned.best_params)
     x, y = modeling.features(training, policy), modeling.labels(training, policy)
     np.testing.assert_array_equal(tuned.model.predict_proba(x), full.fit(x, y).predict_proba(x))
+
+
+def test_above_fit_max_rows_the_final_fit_is_on_a_stratified_sample(training):
+    """model.selection.fit_max_rows bounds the final fit: a stratified, seeded sample of that many rows in
+    their original order, the same one every time; below the bound every row is used (tested above)."""
+    from sklearn.model_selection import train_test_split
+
+    from mlcomops_assets.policy import parse_policy
+    from mlcomops_assets_tests.conftest import default_policy
+
+    raw = default_policy()
+    raw["model"]["selection"]["fit_max_rows"] = 900
+    policy = parse_policy(raw)
+    tuned = candidates.tune("logistic_regression", training, policy)
+    assert tuned.fit_rows == 900 < len(training)
+    assert candidates.run_params(tuned, policy)["fit_rows"] == 900
+    x, y = modeling.features(training, policy), modeling.labels(training, policy)
+    kept, _ = train_test_split(np.arange(len(x)), train_size=900, stratify=y, random_state=policy.seed)
+    kept.sort()
+    assert abs(y[kept].mean() - y.mean()) < 0.01  # stratified: the label share of all training rows
+    sample = modeling.build_pipeline(policy, tuned.spec, **tuned.best_params).fit(x.iloc[kept], y[kept])
+    np.testing.assert_array_equal(tuned.model.predict_proba(x), sample.predict_proba(x))
+    again = candidates.tune("logistic_regression", training, policy)
+    np.testing.assert_array_equal(tuned.model.predict_proba(x), again.model.predict_proba(x))

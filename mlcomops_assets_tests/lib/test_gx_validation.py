@@ -58,3 +58,30 @@ def test_every_failure_names_the_policy_key_that_would_change_it(arrests, policy
     assert all("Policy key: " in r.message for r in failed.values())
     passed = validate(arrests, rules_from_policy(policy.data, REPO), "t").results
     assert not any("Policy key" in r.message for r in passed)
+
+
+def test_the_basic_result_format_gives_the_results_summary_gave(arrests, policy, monkeypatch):
+    """BASIC (no list of unexpected row indices, the contract's main cost at 10M rows) yields the very same
+    per-rule results and messages as SUMMARY, on data that passes and on data breaking many rules."""
+    from mlcomops_assets.lib import gx_validation
+
+    broken = arrests.copy()
+    broken.loc[:6, "age"] = -4
+    broken["colour"] = "White"
+    broken.loc[:9, "colour"] = "Black"  # a group below its minimum size
+    broken.loc[100:102, "colour"] = "Green"
+    broken.loc[200:260, "sex"] = None
+    rules = rules_from_policy(policy.data, REPO)
+    for frame in (arrests, broken):
+        basic = validate(frame, rules, "t").results
+        monkeypatch.setattr(gx_validation, "RESULT_FORMAT", {**gx_validation.RESULT_FORMAT, "result_format": "SUMMARY"})
+        summary = validate(frame, rules, "t").results
+        monkeypatch.undo()
+        assert basic == summary
+    assert gx_validation.RESULT_FORMAT["result_format"] == "BASIC"
+    assert {r.rule for r in basic if not r.passed} >= {
+        "age__range",
+        "colour__allowed_values",
+        "colour__group__Black__min_size",
+        "sex__not_null",
+    }

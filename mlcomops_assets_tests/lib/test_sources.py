@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mlcomops_assets.lib.sources import SourceError, ingest_source, read_raw, typed
-from mlcomops_assets.policy import DataSpec, parse_policy
+from mlcomops_assets.policy import ColumnType, DataSpec, parse_policy
 from mlcomops_assets_tests.conftest import default_policy, materialize
 
 CSV = b"released,colour,year,age,sex,employed,citizen,checks\nYes,White,2000,25,Male,Yes,Yes,1\n"
@@ -258,3 +258,26 @@ def test_a_0_1_label_reads_as_the_labels_the_policy_declares(tmp_path, suffix):
     assert read["released"].tolist() == ["0", "1", "1", "0"]
     assert set(read["released"]) <= set(spec.columns["released"].allowed_values)
     assert pd.api.types.is_integer_dtype(read["checks"])  # declared numbers stay numbers
+
+
+def test_text_columns_read_as_shared_strings_equal_a_plain_text_read(tmp_path, policy):
+    """Reading text columns through categories (one object per distinct string, for memory at 10M rows)
+    gives exactly what reading them as str gives: same values, same missing cells, same dtypes."""
+    path = tmp_path / "source.csv"
+    path.write_text(
+        "released,colour,year,age,sex,employed,citizen,checks\n"
+        "Yes,White,2000,25,Male,Yes,Yes,1\n"
+        "No, Black ,2001,30,,No,NA,0\n"
+        '"Yes",01,2000,,Female,1.0,nan,2\n'
+        'No,"Wh,ite",1999,41,Male,,No,\n'
+        "Yes,Zoë,2002,19,Male,Yes,Yes,3\n",
+        encoding="utf-8",
+    )
+    text = dict.fromkeys(policy.data.columns_of_type(ColumnType.CATEGORY, ColumnType.STRING), str)
+    plain = pd.read_csv(path, dtype=text, encoding="utf-8-sig", keep_default_na=True)
+    read = read_raw(path, policy.data)
+    pd.testing.assert_frame_equal(read, plain)
+    assert read["colour"].tolist()[1:3] == [" Black ", "01"]  # text kept as written, numbers as text
+    assert read["sex"].isna().tolist() == [False, True, False, False, False]
+    shared = read["released"].tolist()
+    assert shared[0] is shared[2]  # one object per distinct string

@@ -98,3 +98,43 @@ def test_without_time_column_the_split_is_seeded(untimed, policy):
 def test_without_time_column_the_holdout_fraction_is_respected(untimed, policy):
     splits = split_data(untimed, _without_time(policy, split__holdout_fraction=0.4))
     assert abs(len(splits.holdout) - 0.4 * len(untimed)) <= 1
+
+
+def _split_the_frame(frame: pd.DataFrame, policy) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The split as it was computed before positions were split instead of rows (the reference)."""
+    from sklearn.model_selection import train_test_split
+
+    frame = frame.reset_index(drop=True)
+    spec = policy.data
+    if spec.has_time:
+        times = frame[spec.time_column]
+        rows, production = frame.loc[times <= spec.training_cutoff], frame.loc[times > spec.training_cutoff].copy()
+    else:
+        rows, production = frame, frame.iloc[0:0]
+    target = rows[spec.target]
+    stratify = target if policy.split.stratify and target.nunique() > 1 else None
+    training, holdout = train_test_split(
+        rows, test_size=policy.split.holdout_fraction, random_state=policy.seed, stratify=stratify
+    )
+    return training.sort_index(), holdout.sort_index(), production
+
+
+@pytest.mark.parametrize("variant", ["time", "no time", "no time, not stratified", "shuffled index, missing time"])
+def test_splitting_positions_gives_the_rows_splitting_the_frame_gives(arrests, policy, variant):
+    """Splitting positions (one copy of each set, for memory at 10M rows) selects exactly the rows, in the
+    same order, that splitting the frame did; the recorded positions are those rows' places in the data."""
+    chosen, frame = policy, arrests
+    if variant.startswith("no time"):
+        chosen, frame = _without_time(policy, split__stratify=variant == "no time"), arrests.drop(columns="year")
+    if variant.startswith("shuffled"):
+        frame = arrests.sample(frac=1.0, random_state=3).astype({"year": "float64"})
+        frame.iloc[[5, 50, 500], frame.columns.get_loc("year")] = float("nan")
+    splits = split_data(frame, chosen)
+    training, holdout, production = _split_the_frame(frame, chosen)
+    for found, expected in ((splits.training, training), (splits.holdout, holdout)):
+        pd.testing.assert_frame_equal(found, expected.reset_index(drop=True))
+    assert splits.training_positions.tolist() == training.index.tolist()
+    assert splits.holdout_positions.tolist() == holdout.index.tolist()
+    assert len(splits.production) == len(production)
+    if variant.startswith("shuffled"):
+        assert len(splits.training) + len(splits.holdout) + len(splits.production) == len(frame) - 3
