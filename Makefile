@@ -155,6 +155,7 @@ serve: setup
 inbox-demo: setup
 	python benchmarks/inbox_to_verdict.py
 
+TEAM_BENCH_ROWS ?= 1000000
 # Orchestration overhead and scaling (default data, 100k, 1M rows; then 10M rows, the graph only, against the
 # scaling targets of benchmarks/targets.py: --scale-sizes), then the scoring service under load
 # next to `mlflow models serve` on the champion `make run` promoted (benchmarks/serving.py; only that:
@@ -162,6 +163,9 @@ inbox-demo: setup
 bench: setup
 	python benchmarks/run.py $(BENCH_ARGS)
 	python benchmarks/import_ratio.py | tee -a benchmarks/out/results.md
+	@# The team profile at 1M rows on its real services (PostgreSQL, the S3 stand-in, two Dask workers),
+	@# next to the default profile's 1M figure above; leave it out with TEAM_BENCH_ROWS=.
+	$(if $(TEAM_BENCH_ROWS),python benchmarks/team.py --rows $(TEAM_BENCH_ROWS) 2>/dev/null | tee -a benchmarks/out/results.md)
 
 # `lint-imports` checks the layering contracts (pyproject.toml [tool.importlinter]: lib/ free of
 # Dagster and MLflow, asset modules independent). `dg check defs` loads the code location as Dagster
