@@ -7,10 +7,11 @@ subset. Here the run is a context manager, so it ends FINISHED or FAILED however
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import dagster as dg
@@ -26,6 +27,14 @@ if TYPE_CHECKING:
 # headless Chromium against MLflow 3.17.2: an `mlflow.experimentKind` experiment tag does not change the
 # view there, the URL parameter does.
 CLASSIC_ML_VIEW = "workflowType=machine_learning"
+
+
+# Models loaded in this process, by (tracking URI, model URI, artifact tree SHA-256). The in-process
+# executor runs every step of a run in one process, where the selection report, registration,
+# evaluation, fairness and SHAP each load the same model; a changed artifact or another version has
+# another key, so it is a miss. A few entries: a run needs the candidates and the registered version.
+_LOADED: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+_LOADED_MAX = 8
 
 
 class MlflowSession(dg.ConfigurableResource):
@@ -90,12 +99,42 @@ class MlflowSession(dg.ConfigurableResource):
         """The registered model version's page in the MLflow UI's machine-learning view."""
         return f"{self.ui_url}/#/models/{quote(name, safe='')}/versions/{version}?{CLASSIC_ML_VIEW}"
 
-    def load_model(self, model_uri: str):
-        """Load the exact registered version named by ``model_uri`` (``models:/<name>/<version>``)."""
+    def load_model(self, model_uri: str, expected_sha256: str | None = None):
+        """Load the exact model named by ``model_uri`` (``models:/<name>/<version>`` or a logged model);
+        with ``expected_sha256``, only if its artifact still has that tree SHA-256 (``load_model_with_hash``)."""
+        return self.load_model_with_hash(model_uri, expected_sha256)[0]
+
+    def load_model_with_hash(self, model_uri: str, expected_sha256: str | None = None) -> tuple[Any, str]:
+        """The model at ``model_uri`` and its artifact's tree SHA-256 (as the promotion record signs it).
+
+        The artifact is downloaded into a private folder and hashed there on every call, so the hash is
+        that of the bytes in the store now; another hash than ``expected_sha256`` raises
+        ``ChampionIntegrityError``. The model is deserialized from those bytes once per process and hash:
+        a later call for the same URI and the same bytes returns the model already loaded."""
+        import tempfile
+
         import mlflow
 
+        from mlcomops_assets.lib.promotion_record import ChampionIntegrityError, tree_sha256
+
         self._activate()
-        return mlflow.sklearn.load_model(model_uri)
+        with tempfile.TemporaryDirectory(prefix="mlcomops-load-") as tmp:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+            digest = tree_sha256(local)
+            if expected_sha256 is not None and digest != expected_sha256:
+                raise ChampionIntegrityError(
+                    f"{model_uri}: the model artifact's SHA-256 is {digest[:12]}..., not the {expected_sha256[:12]}... "
+                    "recorded when it was registered: it changed since; evidence is only made of the registered bytes"
+                )
+            key = (self.tracking_uri, model_uri, digest)
+            if key in _LOADED:
+                _LOADED.move_to_end(key)
+                return _LOADED[key], digest
+            model = mlflow.sklearn.load_model(str(local))
+        _LOADED[key] = model
+        while len(_LOADED) > _LOADED_MAX:
+            _LOADED.popitem(last=False)
+        return model, digest
 
     def signing_key(self, create: bool = False):
         """The promotion signing key (outside the repository); only promotion may ``create`` it."""
