@@ -73,3 +73,38 @@ def test_a_model_is_loaded_once_per_uri_and_artifact_hash(session, tmp_path):
         session.load_model(uri, digest)
     reloaded, changed = session.load_model_with_hash(uri)
     assert changed != digest and reloaded is not first
+
+
+def test_a_new_store_is_seeded_with_the_schema_of_this_mlflow_version(tmp_path, monkeypatch):
+    """A new project's store is a copy of an empty store made once by MLflow itself (no migrations run
+    per project): same schema version, no row of the template's own, and MLflow's Default experiment
+    added on first use as in a store it created."""
+    import sqlite3
+    from contextlib import closing
+
+    from mlcomops_assets.lib.mlflow_store import database_path, foreign_locations
+    from mlcomops_assets.resources.mlflow_session import seed_store
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def version_of(db):
+        with closing(sqlite3.connect(db)) as conn:
+            return conn.execute("SELECT version_num FROM alembic_version").fetchall()
+
+    made = {}
+    for name in ("one", "two"):
+        paths = ProjectPaths(tmp_path / name)
+        session = MlflowSession(tracking_uri=paths.mlflow_tracking_uri, artifact_root=str(paths.mlflow_artifact_root))
+        with session.start_run("exp", "ok", {}) as run:
+            pass
+        client = session.client()
+        assert client.get_run(run.info.run_id).info.status == "FINISHED"
+        assert [e.name for e in client.search_experiments()] == ["exp", "Default"]
+        session.client()  # the next activation aligns MLflow's Default experiment, as without a seed
+        made[name] = database_path(paths.mlflow_tracking_uri)
+        assert foreign_locations(made[name], paths.mlflow_artifact_root) == []
+    (template,) = (tmp_path / "cache" / "mlcomops").glob("mlflow-*-empty.db")
+    assert version_of(template) == version_of(made["one"]) == version_of(made["two"]) != []
+    with closing(sqlite3.connect(template)) as conn:
+        assert conn.execute("SELECT count(*) FROM experiments").fetchone() == (0,)
+    assert seed_store(made["one"]) is False  # never over an existing store
