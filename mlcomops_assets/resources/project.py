@@ -27,15 +27,20 @@ class ProjectResource(dg.ConfigurableResource):
 
         Every asset and check requires this resource, and the in-process executor initializes it once
         per run, so this covers every writer however it was launched. Sensors and schedules also build
-        it, but outside any run: they read and never take the lock.
+        it, but outside any run: they read and never take the lock. For the run, the event log is kept
+        open (``event_log``: no checkpoint per stored event).
         """
+        from mlcomops_assets.event_log import event_log_kept_open
         from mlcomops_assets.run_guard import exclusive_run, lock_wait_seconds
 
         if context.run is None or context.instance is None:
             yield self
             return
         wait = lock_wait_seconds(self.lock_wait_seconds)
-        with exclusive_run(self.paths, context.instance, context.run, wait, context.log):
+        with (
+            exclusive_run(self.paths, context.instance, context.run, wait, context.log),
+            event_log_kept_open(context.instance, context.run.run_id),
+        ):
             yield self
 
     @property
