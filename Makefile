@@ -75,7 +75,15 @@ $(DAGSTER_HOME)/dagster.yaml: $(DAGSTER_CONFIG) dagster-config-changed
 	@mkdir -p $(DAGSTER_HOME)
 	@cmp -s $(DAGSTER_CONFIG) $@ || cp $(DAGSTER_CONFIG) $@
 
-setup: $(STAMPS)/venv $(STAMPS)/dvc $(DAGSTER_HOME)/dagster.yaml chromium
+# The libraries' bytecode, compiled once here: uv does not write it, and where Python may not write it
+# either (a read-only venv, PYTHONDONTWRITEBYTECODE set) every process compiled Dagster, MLflow, GX,
+# scikit-learn... from source again: about 15 s of CPU of each graph run (docs/performance.md).
+$(STAMPS)/bytecode: $(STAMPS)/venv $(STAMPS)/dvc
+	$(VENV)/bin/python -m compileall -q -j 0 $(VENV)/lib/python3.11/site-packages
+	$(DVC_VENV)/bin/python -m compileall -q -j 0 $(DVC_VENV)/lib/python3.11/site-packages
+	@touch $@
+
+setup: $(STAMPS)/venv $(STAMPS)/dvc $(STAMPS)/bytecode $(DAGSTER_HOME)/dagster.yaml chromium
 
 .PHONY: chromium audit
 # The browser test drives the system's Chromium (Playwright's own browser download does not work

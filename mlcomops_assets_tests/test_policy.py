@@ -196,6 +196,27 @@ def test_the_same_key_in_different_mappings_and_merges_are_fine(tmp_path: Path):
         load_policy(path)
 
 
+def test_a_policy_edited_between_two_loads_is_the_one_returned(tmp_path: Path):
+    """The parse is reused only for the same bytes: an edit that keeps the file's size and mtime is seen."""
+    home = write_home(tmp_path / "home")
+    path = home / "governance.yaml"
+    first = load_policy(path)
+    assert load_policy(path) is first  # same bytes: parsed once
+    stat = path.stat()
+    text = path.read_text()
+    assert "min_roc_auc: 0.6\n" in text
+    path.write_text(text.replace("min_roc_auc: 0.6\n", "min_roc_auc: 0.7\n"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    edited = load_policy(path)
+    assert edited.gates.evaluation.min_roc_auc == 0.7 and first.gates.evaluation.min_roc_auc == 0.6
+    assert edited.fingerprint != first.fingerprint
+    path.write_text(text.replace("min_roc_auc: 0.6\n", "min_roc_auc: [0.6\n"))
+    with pytest.raises(PolicyError, match="is not valid YAML") as info:
+        load_policy(path)  # a broken edit is refused, not answered with the last good parse
+    assert str(path) in str(info.value)
+
+
 def _cli_home(tmp_path: Path) -> Path:
     home = write_home(tmp_path / "home")
     (home / ".dagster_home").mkdir()

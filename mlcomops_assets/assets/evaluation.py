@@ -43,7 +43,7 @@ def model_evaluation(model_record: dict, holdout, project: ProjectResource, mlfl
     from mlcomops_assets.lib.uncertainty import performance_intervals
 
     policy = project.policy()
-    model = mlflow_session.load_model(model_record["model_uri"])
+    model = mlflow_session.load_model(model_record["model_uri"], model_record.get("artifact_sha256"))
     scores = modeling.positive_scores(model, holdout, policy)
     report = performance(modeling.labels(holdout, policy), scores, modeling.decisions(scores, policy))
     report["model_uri"] = model_record["model_uri"]

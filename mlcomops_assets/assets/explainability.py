@@ -48,7 +48,7 @@ def shap_explainer(model_record: dict, holdout, project: ProjectResource, mlflow
     from mlcomops_assets.lib import explain
 
     policy = project.policy()
-    model = mlflow_session.load_model(model_record["model_uri"])
+    model = mlflow_session.load_model(model_record["model_uri"], model_record.get("artifact_sha256"))
     sample = holdout
     if len(holdout) > policy.explainability.sample_size:
         sample = holdout.sample(policy.explainability.sample_size, random_state=policy.seed)

@@ -58,7 +58,7 @@ def fairness_report(
     from mlcomops_assets.lib.fairness import fairness_report as compute_fairness
 
     policy = project.policy()
-    model = mlflow_session.load_model(model_record["model_uri"])
+    model = mlflow_session.load_model(model_record["model_uri"], model_record.get("artifact_sha256"))
     y_pred = modeling.decisions(modeling.positive_scores(model, holdout, policy), policy)
     report = compute_fairness(holdout, modeling.labels(holdout, policy), y_pred, policy)
     report["model_uri"] = model_record["model_uri"]

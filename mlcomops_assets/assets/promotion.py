@@ -81,11 +81,18 @@ def _sign_promotion(
     verdict: str,
     run_id: str,
     previous: str | None,
+    evaluated: str | None = None,
 ) -> tuple[pr.PromotionRecord, str]:
-    """Hash the artifact as it will be loaded, sign the record, tag it on the version and publish it."""
+    """Hash the artifact as it will be loaded (it must be ``evaluated``, the hash the evidence was made
+    on, when known), sign the record, tag it on the version and publish it."""
     client = mlflow_session.client()
     with tempfile.TemporaryDirectory(prefix="mlcomops-promote-") as tmp:
         _, artifact = download_and_hash(client, name, version, Path(tmp))
+    if evaluated is not None and artifact != evaluated:
+        raise dg.Failure(
+            description=f"{name} v{version}: the artifact's SHA-256 {artifact[:12]}... is not the {evaluated[:12]}... "
+            "the evidence was computed on (trained_model): it changed since; nothing was promoted"
+        )
     record = pr.PromotionRecord(
         registered_name=name,
         version=str(version),
@@ -205,7 +212,15 @@ def champion_model(
         )
     # Signed before the alias moves, so the alias never points at an unsigned version.
     signed, signature = _sign_promotion(
-        project, mlflow_session, key, name, version, verdict_text, context.run.run_id, previous
+        project,
+        mlflow_session,
+        key,
+        name,
+        version,
+        verdict_text,
+        context.run.run_id,
+        previous,
+        model_record.get("artifact_sha256"),
     )
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     described = client.get_model_version(name, version).description or ""

@@ -122,9 +122,10 @@ def trained_model(
         "trained_at": candidates["trained_at"],
     }
 
-    # Load the registered version back, exactly as downstream consumers will.
+    # Load the registered version back, exactly as downstream consumers will; its artifact's hash binds
+    # the evidence made downstream (evaluation, fairness, SHAP, promotion) to these exact bytes.
     sample = modeling.features(training, policy).head(_RELOAD_ROWS)
-    registered = mlflow_session.load_model(record["model_uri"])
+    registered, record["artifact_sha256"] = mlflow_session.load_model_with_hash(record["model_uri"])
     logged = mlflow_session.load_model(entry["model_uri"])
     same = predicts_identically(registered, logged, sample)
     output = dg.Output(
@@ -141,6 +142,7 @@ def trained_model(
             "git_commit": candidates["git_commit"],
             "estimator": entry["estimator"],
             "params": dg.MetadataValue.json({**entry["fixed_params"], **entry["best_params"]}),
+            "artifact_sha256": record["artifact_sha256"],
         },
     )
     check = dg.AssetCheckResult(

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from mlcomops_assets.constants import DATA, NO_PROXY_FEATURES, RAW_DATA, RAW_MD5_ATTR, SPLITS_ARE_USABLE, VALIDATED_DATA
+from mlcomops_assets.constants import (
+    DATA,
+    NO_PROXY_FEATURES,
+    RAW_DATA,
+    RAW_MD5_ATTR,
+    SPLITS_ARE_USABLE,
+    TRIGGER_TAG,
+    VALIDATED_DATA,
+    WEEKLY_RETRAINING,
+)
 from mlcomops_assets.lib.files import file_md5, write_json
 from mlcomops_assets.lib.rules import rules_from_policy
 from mlcomops_assets.metadata import table
@@ -23,7 +32,7 @@ from mlcomops_assets.resources import ProjectResource
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlcomops_assets.lib.gx_validation import RuleResult, Validation
+    from mlcomops_assets.lib.gx_validation import DocsTarget, RuleResult, Validation
 
 SUITE_NAME = "raw_data_contract"
 
@@ -36,9 +45,9 @@ def _raw_path(project: ProjectResource, policy: Policy):
 
 
 def run_contract(
-    project: ProjectResource, policy: Policy, with_docs: bool = False
+    project: ProjectResource, policy: Policy, docs: "DocsTarget | None" = None
 ) -> "tuple[pd.DataFrame | None, Validation]":
-    """Read the raw file and validate it against every rule of the contract."""
+    """Read the raw file and validate it against every rule of the contract (with Data Docs: ``docs``)."""
     from mlcomops_assets.lib.gx_validation import Validation, unreadable, validate
     from mlcomops_assets.lib.sources import SourceError, read_raw
 
@@ -47,8 +56,7 @@ def run_contract(
         frame = read_raw(_raw_path(project, policy), policy.data)
     except SourceError as exc:
         return None, Validation(unreadable(rules, str(exc)))
-    docs_dir = project.paths.data_docs_dir if with_docs else None
-    return frame, validate(frame, rules, SUITE_NAME, docs_dir)
+    return frame, validate(frame, rules, SUITE_NAME, docs)
 
 
 def _verdict_file(project: ProjectResource):
@@ -56,9 +64,12 @@ def _verdict_file(project: ProjectResource):
 
 
 def record_verdict(project: ProjectResource, raw_md5: str, policy: Policy, validation: "Validation") -> None:
-    """Which exact bytes passed (or failed) the full contract under which policy, for validated_data."""
+    """Which exact bytes passed (or failed) the full contract under which policy, for validated_data; with
+    every rule's result (counts, never cell values) and the Data Docs page that shows this validation.
+    Written on every validation, whether or not the Data Docs were rendered again."""
     from mlcomops_assets.lib.gx_validation import blocking_failures
 
+    page = validation.docs_page
     write_json(
         _verdict_file(project),
         {
@@ -67,7 +78,30 @@ def record_verdict(project: ProjectResource, raw_md5: str, policy: Policy, valid
             "passed": not blocking_failures(validation.results),
             "rules_passed": sum(r.passed for r in validation.results),
             "rules_evaluated": len(validation.results),
+            "results": [
+                {
+                    "rule": r.rule,
+                    "severity": r.severity,
+                    "passed": r.passed,
+                    "rows_evaluated": r.element_count,
+                    "unexpected_count": r.unexpected_count,
+                    "message": r.message,
+                }
+                for r in validation.results
+            ],
+            "data_docs_page": page.relative_to(project.paths.home).as_posix() if page is not None else None,
         },
+    )
+
+
+def contract_docs(context: dg.AssetCheckExecutionContext, project: ProjectResource, raw_md5: str) -> "DocsTarget":
+    """Where the contract's Data Docs go; rendered again whenever the page there would change (other bytes,
+    rules or results, a failed rule), by the weekly re-validation, and at least every week."""
+    from mlcomops_assets.lib.gx_validation import DocsTarget
+
+    weekly = context.run.tags.get(TRIGGER_TAG) == f"schedule:{WEEKLY_RETRAINING}"
+    return DocsTarget(
+        project.paths.data_docs_dir, project.paths.validation_dir / "data_docs_state.json", raw_md5, force=weekly
     )
 
 
@@ -112,10 +146,12 @@ def build_contract_checks(policy: Policy, home) -> dg.AssetChecksDefinition:
         """The policy's data contract (readability, schema, types, allowed values, ranges, nulls, record-key
         uniqueness, row count, label domain and class shares, protected group sizes, no identifiers in
         features, hand-written expectations) validated with Great Expectations; GX Data Docs are kept
-        under data/validation/ and linked from every check. Critical rules block everything downstream."""
+        under data/published/data_docs/ and linked from every check, rendered again unless the page there
+        shows this very validation (same bytes, rules and results, all passed, rendered this week). The
+        verdict with every rule's result is written on every run. Critical rules block everything downstream."""
         current = project.policy()
         raw_md5 = file_md5(_raw_path(project, current))  # before reading, as validated_data does
-        _, validation = run_contract(project, current, with_docs=True)
+        _, validation = run_contract(project, current, contract_docs(context, project, raw_md5))
         record_verdict(project, raw_md5, current, validation)
         by_name = {r.rule: r for r in validation.results}
         links: dict[str, Any] = {}
@@ -123,6 +159,9 @@ def build_contract_checks(policy: Policy, home) -> dg.AssetChecksDefinition:
             links = {
                 "data_docs": dg.MetadataValue.url(project.report_link(validation.docs_page)),
                 "data_docs_path": dg.MetadataValue.path(str(validation.docs_page)),
+                "data_docs_rendered": "in this run"
+                if validation.docs_rendered
+                else f"{validation.docs_rendered_at}, from the same bytes, rules and results",
             }
         for rule in rules:
             result = by_name.get(rule.name)

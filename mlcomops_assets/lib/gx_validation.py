@@ -6,13 +6,17 @@ this module: GX's samples of unexpected values are dropped, because they can car
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mlcomops_assets.lib.files import file_sha256, write_json
 from mlcomops_assets.lib.gx_scrub import AGGREGATE_OBSERVED, error_type, safe_error, scrub_exception, scrub_result
 from mlcomops_assets.lib.offline_html import make_data_docs_offline
 from mlcomops_assets.lib.rules import Kind, Rule
@@ -126,10 +130,69 @@ DOCS_SITE = "mlcomops_data_docs"
 
 @dataclass(frozen=True)
 class Validation:
-    """Per-rule results and, when Data Docs were built, the page of this validation."""
+    """Per-rule results and, with Data Docs, the page of this validation: rendered by this validation, or
+    (``docs_rendered_at`` older) the page of an identical one, which would render the same."""
 
     results: list[RuleResult]
     docs_page: Path | None = None
+    docs_rendered: bool = False
+    docs_rendered_at: str | None = None
+
+
+# Bumped whenever what a page shows changes for the same result (our offline rewrite, the scrubbing),
+# so pages rendered by older code are rendered again.
+DOCS_RENDERER_VERSION = "1"
+# Even an unchanged validation is rendered again after this long, so the run time a reviewer reads on
+# the page is never older than the weekly re-validation.
+DOCS_MAX_AGE = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class DocsTarget:
+    """Where Data Docs go, and what decides whether a validation renders them again.
+
+    Rendering costs about a second and changes nothing when the same bytes were validated with the same
+    rules and gave the same results: the page already there shows exactly that. ``state_file`` (kept
+    outside the published site) records what the last rendered page was made from and its SHA-256."""
+
+    folder: Path
+    state_file: Path | None = None  # None: render every time, keep no state
+    data_version: str = ""  # the validated bytes' hash: a page is only ever reused for the very same bytes
+    force: bool = False  # render whatever the state says (the weekly re-validation)
+
+
+def docs_key(data_version: str, suite_name: str, rules: list[Rule], results: list[RuleResult]) -> str:
+    """What a Data Docs page shows, as a hash: the bytes validated, the suite, every rule as GX ran it,
+    every result, and the versions of GX and of our rendering."""
+    from importlib.metadata import version
+
+    content = {
+        "data_version": data_version,
+        "suite": suite_name,
+        "great_expectations": version("great_expectations"),
+        "renderer": DOCS_RENDERER_VERSION,
+        "rules": [[r.name, r.expectation, r.kwargs, r.severity.value, r.min_count, r.parse_dates] for r in rules],
+        "results": [asdict(r) for r in results],
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def reusable_page(target: DocsTarget, key: str, now: datetime) -> tuple[Path, str] | None:
+    """The page rendered last and when, if it was rendered from ``key``, is unchanged on disk (its SHA-256)
+    and younger than ``DOCS_MAX_AGE``; None when anything differs, so a page is never stale."""
+    if target.force or target.state_file is None or not target.state_file.is_file():
+        return None
+    try:
+        state = json.loads(target.state_file.read_text(encoding="utf-8"))
+        page = target.folder / state["page"]
+        rendered_at = datetime.fromisoformat(state["rendered_at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if state.get("key") != key or now - rendered_at > DOCS_MAX_AGE or not page.is_file():
+        return None
+    if not (target.folder / "index.html").is_file() or file_sha256(page) != state.get("page_sha256"):
+        return None
+    return page, state["rendered_at"]
 
 
 # An ephemeral context's stores, all in memory, named as in great_expectations.yml: nothing of a
@@ -205,18 +268,41 @@ def _with_parsed_dates(frame: pd.DataFrame, rules: list[Rule]) -> pd.DataFrame:
     return frame.assign(**extra) if extra else frame
 
 
-def validate(frame: pd.DataFrame, rules: list[Rule], suite_name: str, docs_dir: Path | None = None) -> Validation:
+def _record_render(docs: DocsTarget, key: str, page: Path | None, rendered_at: str) -> None:
+    """What the page was rendered from, for ``reusable_page``; no state (nothing to reuse) without a page."""
+    if page is None or not page.is_file():
+        docs.state_file.unlink(missing_ok=True)
+        return
+    write_json(
+        docs.state_file,
+        {
+            "key": key,
+            "data_version": docs.data_version,
+            "page": page.relative_to(docs.folder).as_posix(),
+            "page_sha256": file_sha256(page),
+            "rendered_at": rendered_at,
+        },
+    )
+
+
+def validate(
+    frame: pd.DataFrame, rules: list[Rule], suite_name: str, docs: DocsTarget | Path | None = None
+) -> Validation:
     """Validate ``frame`` against ``rules`` with an ephemeral GX context; one result per rule.
 
-    With ``docs_dir``, GX Data Docs (static HTML) are written there and the page of this validation
-    is returned, so an auditor can open the full result of any run.
+    With ``docs``, the page of this validation is returned, so an auditor can open the full result of any
+    run: GX Data Docs (static HTML) rendered into ``docs.folder``, unless every rule passed and the page
+    there was rendered from the same bytes, rules and results (``reusable_page``). A plain folder is
+    rendered into every time.
     """
+    if isinstance(docs, Path):
+        docs = DocsTarget(docs)
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     source_columns = set(frame.columns) | {None}
     frame = _with_parsed_dates(frame, rules)
-    context = _context(suite_name, docs_dir)
+    context = _context(suite_name, docs.folder if docs is not None else None)
     batch_definition = (
         context.data_sources.add_pandas(f"{suite_name}_source")
         .add_dataframe_asset(suite_name)
@@ -251,7 +337,6 @@ def validate(frame: pd.DataFrame, rules: list[Rule], suite_name: str, docs_dir: 
                 item.exception_info, safe_error(rule.expectation, kind, rule.column, frame)
             )
         item.result = scrub_result(rule.expectation, item.result)
-    docs_page = _build_docs(context, identifier, suite_result, docs_dir) if docs_dir is not None else None
     outcome = suite_result.to_json_dict()
 
     results: dict[str, RuleResult] = {}
@@ -292,7 +377,19 @@ def validate(frame: pd.DataFrame, rules: list[Rule], suite_name: str, docs_dir: 
                 observed=None,
                 message=f"passed: rule '{rule.name}'",
             )
-    return Validation([results[rule.name] for rule in rules], docs_page)
+    ordered = [results[rule.name] for rule in rules]
+    if docs is None:
+        return Validation(ordered)
+    now = datetime.now(UTC)
+    key = docs_key(docs.data_version, suite_name, rules, ordered)
+    reused = reusable_page(docs, key, now) if all(r.passed for r in ordered) else None
+    if reused is not None:
+        return Validation(ordered, reused[0], docs_rendered=False, docs_rendered_at=reused[1])
+    page = _build_docs(context, identifier, suite_result, docs.folder)
+    rendered_at = now.isoformat(timespec="seconds")
+    if docs.state_file is not None:
+        _record_render(docs, key, page, rendered_at)
+    return Validation(ordered, page, docs_rendered=True, docs_rendered_at=rendered_at)
 
 
 def unreadable(rules: list[Rule], error: str) -> list[RuleResult]:

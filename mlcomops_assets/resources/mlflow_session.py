@@ -7,9 +7,11 @@ subset. Here the run is a context manager, so it ends FINISHED or FAILED however
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import dagster as dg
@@ -27,6 +29,55 @@ if TYPE_CHECKING:
 CLASSIC_ML_VIEW = "workflowType=machine_learning"
 
 
+# Models loaded in this process, by (tracking URI, model URI, artifact tree SHA-256). The in-process
+# executor runs every step of a run in one process, where the selection report, registration,
+# evaluation, fairness and SHAP each load the same model; a changed artifact or another version has
+# another key, so it is a miss. A few entries: a run needs the candidates and the registered version.
+_LOADED: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+_LOADED_MAX = 8
+
+
+def seed_store(db: Path, cache: Path | None = None) -> bool:
+    """Start a new store as a copy of an empty one made by this very MLflow version; True if seeded.
+
+    Creating a SQLite store runs MLflow's ~50 schema migrations, each committed: about 2 s of CPU and 5 s
+    of wall time here, the same for every new project home. The empty store is made once per MLflow
+    version, by MLflow itself, in the user's cache (``$XDG_CACHE_HOME/mlcomops``), holding the schema and
+    no experiment: MLflow adds its Default experiment on first use, as it does in a store it created."""
+    import os
+    import shutil
+    import sqlite3
+    import tempfile
+    from contextlib import closing
+    from importlib.metadata import version
+
+    if db.exists():
+        return False
+    cache = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlcomops"
+    template = cache / f"mlflow-{version('mlflow')}-empty.db"
+    if not template.is_file():
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            fresh = Path(tmp) / "empty.db"
+            SqlAlchemyStore(f"sqlite:///{fresh}", str(Path(tmp) / "artifacts")).engine.dispose()
+            with closing(sqlite3.connect(fresh)) as conn:
+                conn.execute("DELETE FROM experiments")  # its location names this temporary folder
+                conn.commit()
+            os.replace(fresh, template)  # atomic: a concurrent maker's copy is as good
+    db.parent.mkdir(parents=True, exist_ok=True)
+    staged = db.with_name(f".{db.name}.{os.getpid()}.seed")
+    shutil.copyfile(template, staged)
+    try:
+        os.link(staged, db)  # never over a store another process created meanwhile
+    except FileExistsError:
+        return False
+    finally:
+        staged.unlink()
+    return True
+
+
 class MlflowSession(dg.ConfigurableResource):
     """MLflow tracking and registry with a pinned artifact location: SQLite and a local folder (local
     profile) or PostgreSQL and object storage (team profile; ``profile.Profile.mlflow``)."""
@@ -42,7 +93,13 @@ class MlflowSession(dg.ConfigurableResource):
 
         # A copied or moved project must log into its own artifact folder, not the one its store
         # was created in: MLflow keeps absolute locations (lib.mlflow_store says why and how).
-        activate_mlflow(MlflowLocations(self.tracking_uri, self.artifact_root, self.s3_endpoint_url))
+        locations = MlflowLocations(self.tracking_uri, self.artifact_root, self.s3_endpoint_url)
+        activate_mlflow(locations)
+        if locations.is_sqlite:
+            from mlcomops_assets.lib.mlflow_store import database_path
+
+            # After the rehoming, as when MLflow creates the store: the next activation aligns it.
+            seed_store(database_path(self.tracking_uri))
 
     def client(self) -> MlflowClient:
         from mlflow.tracking import MlflowClient
@@ -88,12 +145,42 @@ class MlflowSession(dg.ConfigurableResource):
         """The registered model version's page in the MLflow UI's machine-learning view."""
         return f"{self.ui_url}/#/models/{quote(name, safe='')}/versions/{version}?{CLASSIC_ML_VIEW}"
 
-    def load_model(self, model_uri: str):
-        """Load the exact registered version named by ``model_uri`` (``models:/<name>/<version>``)."""
+    def load_model(self, model_uri: str, expected_sha256: str | None = None):
+        """Load the exact model named by ``model_uri`` (``models:/<name>/<version>`` or a logged model);
+        with ``expected_sha256``, only if its artifact still has that tree SHA-256 (``load_model_with_hash``)."""
+        return self.load_model_with_hash(model_uri, expected_sha256)[0]
+
+    def load_model_with_hash(self, model_uri: str, expected_sha256: str | None = None) -> tuple[Any, str]:
+        """The model at ``model_uri`` and its artifact's tree SHA-256 (as the promotion record signs it).
+
+        The artifact is downloaded into a private folder and hashed there on every call, so the hash is
+        that of the bytes in the store now; another hash than ``expected_sha256`` raises
+        ``ChampionIntegrityError``. The model is deserialized from those bytes once per process and hash:
+        a later call for the same URI and the same bytes returns the model already loaded."""
+        import tempfile
+
         import mlflow
 
+        from mlcomops_assets.lib.promotion_record import ChampionIntegrityError, tree_sha256
+
         self._activate()
-        return mlflow.sklearn.load_model(model_uri)
+        with tempfile.TemporaryDirectory(prefix="mlcomops-load-") as tmp:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+            digest = tree_sha256(local)
+            if expected_sha256 is not None and digest != expected_sha256:
+                raise ChampionIntegrityError(
+                    f"{model_uri}: the model artifact's SHA-256 is {digest[:12]}..., not the {expected_sha256[:12]}... "
+                    "recorded when it was registered: it changed since; evidence is only made of the registered bytes"
+                )
+            key = (self.tracking_uri, model_uri, digest)
+            if key in _LOADED:
+                _LOADED.move_to_end(key)
+                return _LOADED[key], digest
+            model = mlflow.sklearn.load_model(str(local))
+        _LOADED[key] = model
+        while len(_LOADED) > _LOADED_MAX:
+            _LOADED.popitem(last=False)
+        return model, digest
 
     def signing_key(self, create: bool = False):
         """The promotion signing key (outside the repository); only promotion may ``create`` it."""

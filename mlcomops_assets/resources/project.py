@@ -37,15 +37,20 @@ class ProjectResource(dg.ConfigurableResource):
         per run, so this covers every writer however it was launched. Sensors and schedules also build
         it, but outside any run: they read and never take the lock. Under the Dask executor every step
         initializes it in its worker process: there ``lock_scope="run"`` keeps the project the run's
-        from its first step until the run has ended (``run_guard``).
+        from its first step until the run has ended (``run_guard``). For the run, a SQLite event log is
+        kept open (``event_log``: no checkpoint per stored event).
         """
+        from mlcomops_assets.event_log import event_log_kept_open
         from mlcomops_assets.run_guard import exclusive_run, lock_wait_seconds
 
         if context.run is None or context.instance is None:
             yield self
             return
         wait = lock_wait_seconds(self.lock_wait_seconds)
-        with exclusive_run(self.paths, context.instance, context.run, wait, context.log, scope=self.lock_scope):
+        with (
+            exclusive_run(self.paths, context.instance, context.run, wait, context.log, scope=self.lock_scope),
+            event_log_kept_open(context.instance, context.run.run_id),
+        ):
             yield self
 
     @property

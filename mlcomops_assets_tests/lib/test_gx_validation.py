@@ -85,3 +85,56 @@ def test_the_basic_result_format_gives_the_results_summary_gave(arrests, policy,
         "colour__group__Black__min_size",
         "sex__not_null",
     }
+
+
+def test_data_docs_are_rendered_again_whenever_the_page_would_change(arrests, policy, tmp_path):
+    """A page is reused only for the same bytes, rules and results, all passed, unchanged on disk and
+    rendered this week; anything else (other bytes, a failed rule, a tampered page, the weekly run, an
+    old page) renders the validation again, so the page a reviewer opens always shows these bytes."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from mlcomops_assets.lib.gx_validation import DocsTarget
+
+    rules = rules_from_policy(policy.data, REPO)
+    folder, state = tmp_path / "docs", tmp_path / "state.json"
+
+    def run(frame, version="md5-a", force=False):
+        return validate(frame, rules, "raw_data_contract", DocsTarget(folder, state, version, force))
+
+    def pages():
+        return sorted((folder / "validations").rglob("*.html"))
+
+    first = run(arrests)
+    assert first.docs_rendered and first.docs_page is not None and pages() == [first.docs_page]
+    recorded = json.loads(state.read_text())
+    assert recorded["data_version"] == "md5-a" and recorded["page"] == first.docs_page.relative_to(folder).as_posix()
+
+    again = run(arrests)  # same bytes, rules and results: the page already shows this validation
+    assert not again.docs_rendered and again.docs_page == first.docs_page and pages() == [first.docs_page]
+    assert again.docs_rendered_at == first.docs_rendered_at and again.results == first.results
+
+    other_bytes = run(arrests, version="md5-b")  # identical results, but of other bytes
+    assert other_bytes.docs_rendered and other_bytes.docs_page != first.docs_page
+    assert pages() == [other_bytes.docs_page]  # the site shows the latest validation only
+    assert run(arrests, version="md5-b").docs_rendered is False
+
+    broken = arrests.copy()
+    broken.loc[:6, "age"] = -4
+    failed = run(broken, version="md5-c")
+    assert failed.docs_rendered and "7 unexpected values found" in failed.docs_page.read_text()
+    assert run(broken, version="md5-c").docs_rendered, "a failed rule always renders its page"
+
+    run(arrests, version="md5-d")
+    tampered = json.loads(state.read_text())
+    page = folder / tampered["page"]
+    page.write_text(page.read_text().replace("raw_data_contract", "raw_data_contrac7"))
+    assert run(arrests, version="md5-d").docs_rendered, "a page changed on disk is not reused"
+
+    assert run(arrests, version="md5-d", force=True).docs_rendered, "the weekly run renders anyway"
+
+    aged = json.loads(state.read_text())
+    aged["rendered_at"] = (datetime.now(UTC) - timedelta(days=8)).isoformat(timespec="seconds")
+    state.write_text(json.dumps(aged))
+    assert run(arrests, version="md5-d").docs_rendered, "a page older than a week is rendered again"
+    assert run(arrests, version="md5-d").docs_rendered is False
