@@ -5,7 +5,8 @@ blocked version is bundled too; the audit sensor does the same for runs launched
 When nothing the audit reads changed since the last successful audit (no Dagster run since, the same
 files under ``data/`` and the MLflow store, the same code, policy, signing key and day), it would rebuild
 the same matrix and keep the same bundle: it is skipped and says so (``--force`` runs anyway). That is
-the case after a ``make run`` that found the graph up to date and no batch to monitor.
+the case after a ``make run`` that found the graph up to date and no batch to monitor. On the team
+profile the audit always runs (its stores are not files this process can list).
 """
 
 from __future__ import annotations
@@ -76,11 +77,14 @@ def run(trigger: str = "make run", force: bool = False) -> bool:
     """Materialize the audit assets unless nothing they read changed; print where the bundle is and how
     to verify it."""
     from mlcomops_assets.definitions import build_defs
+    from mlcomops_assets.profile import load_profile
 
     paths = ProjectPaths(default_home())
     instance = dg.DagsterInstance.get()
     digest = hashlib.sha256(json.dumps(audit_inputs(paths, instance), sort_keys=True).encode()).hexdigest()[:16]
-    previous = None if force else up_to_date_audit(paths, instance, digest)
+    # The team profile keeps MLflow and the asset values in shared services the listing above does not
+    # see (another user can change an alias there): its audit always runs.
+    previous = None if force or load_profile().is_team else up_to_date_audit(paths, instance, digest)
     if previous is not None:
         print(
             f"audit up to date: no run, data, MLflow, code, policy or key change since audit run {previous.run_id} "
