@@ -213,7 +213,7 @@ def markdown(results: dict) -> str:
             head + f"| {w['rerun_unchanged']['wall_s']} s | {b['wall_s']} s | {b.get('steps_s', {}).get('total')} s "
             f"| {b['peak_rss_mb']:,} MB | {w['overhead_ratio']}x | {w['overhead_ratio_run_only']}x |"
         )
-    lines += ["", "Against the scaling targets:", "", *markdown_table(results["workloads"])]
+    lines += ["", "Against the targets (benchmarks/targets.py):", "", *markdown_table(results["workloads"])]
     if full:
         lines += ["", "Re-run with nothing changed (`python -m mlcomops_assets.pipeline_run`):", ""]
         for w in full:

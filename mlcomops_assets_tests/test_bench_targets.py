@@ -44,3 +44,19 @@ def test_a_size_not_run_or_a_failed_run_is_not_evaluated():
     assert by_target["100,000 -> 1,000,000 rows grows at most linearly (<= 10x)"]["measured"] == "not run"
     assert {r["verdict"] for r in rows if "10,000,000" in r["target"]} == {"not evaluated"}
     assert "| target | measured | verdict |" in targets.markdown_table([])[0]
+
+
+def test_the_default_size_overhead_is_judged_against_its_limit():
+    targets = _targets()
+
+    def overhead(graph_wall: float, base_wall: float, success: bool = True) -> dict:
+        workload = _workload(5226, graph_wall, 600, success)
+        workload |= {"baseline": {"wall_s": base_wall}, "overhead_ratio": round(graph_wall / base_wall, 2)}
+        (row,) = [r for r in targets.verdicts([workload]) if r["target"].startswith("overhead")]
+        return row
+
+    assert overhead(26.0, 20.0)["verdict"] == "met" and overhead(26.0, 20.0)["measured"].startswith("1.3x")
+    assert overhead(28.0, 16.0)["verdict"] == "**missed**" and "1.75x" in overhead(28.0, 16.0)["measured"]
+    assert overhead(26.0, 20.0, success=False)["verdict"] == "not evaluated"
+    (absent,) = [r for r in targets.verdicts([]) if r["target"].startswith("overhead")]
+    assert absent["verdict"] == "not evaluated" and absent["measured"] == "not run"
