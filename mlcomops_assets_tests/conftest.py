@@ -129,6 +129,18 @@ def audit(home: Path) -> Iterator[tuple[dg.ExecuteInProcessResult, dg.DagsterIns
 
 
 @pytest.fixture
+def cli_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project home selected through the environment, as `make run`'s entry points find it (local
+    profile)."""
+    home = write_home(tmp_path / "home")
+    (home / ".dagster_home").mkdir()
+    monkeypatch.setenv("MLCOMOPS_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / ".dagster_home"))
+    monkeypatch.delenv("MLCOMOPS_PROFILE", raising=False)
+    return home
+
+
+@pytest.fixture
 def home_factory(tmp_path: Path) -> Callable[..., Path]:
     def make(policy: dict[str, Any] | None = None, name: str = "home") -> Path:
         return write_home(tmp_path / name, policy)

@@ -6,17 +6,11 @@ import pytest
 
 from mlcomops_assets import audit_run
 from mlcomops_assets.constants import AUDIT_JOB
-from mlcomops_assets_tests.conftest import write_home
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    home = write_home(tmp_path / "home")
-    (home / ".dagster_home").mkdir()
-    monkeypatch.setenv("MLCOMOPS_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_HOME", str(home / ".dagster_home"))
-    monkeypatch.delenv("MLCOMOPS_PROFILE", raising=False)
-    return home
+def project(cli_project):
+    return cli_project
 
 
 def _audits() -> int:

@@ -6,16 +6,11 @@ import yaml
 
 from mlcomops_assets import pipeline_run
 from mlcomops_assets.settings import ProjectPaths
-from mlcomops_assets_tests.conftest import write_home
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    home = write_home(tmp_path / "home")
-    (home / ".dagster_home").mkdir()
-    monkeypatch.setenv("MLCOMOPS_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_HOME", str(home / ".dagster_home"))
-    return home
+def project(cli_project):
+    return cli_project
 
 
 @pytest.mark.e2e
