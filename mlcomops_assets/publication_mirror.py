@@ -15,7 +15,6 @@ from mlcomops_assets.constants import (
     HOLDOUT_DATA,
     PRODUCTION_BATCH,
     PRODUCTION_DATA,
-    STORAGE_FOLDER,
     TRAINING_DATA,
     VALIDATED_DATA,
 )
@@ -50,21 +49,17 @@ def mirror_target(profile: Profile) -> Any | None:
 def reference_index(data_root: Any, feature_columns: list[str]) -> RowIndex | None:
     """The rows of every data layer present below ``data_root`` (the home's ``data/`` or the object
     store's ``data/``, the IO managers' layout), or None when none is there yet."""
-    import io
-
-    import pandas as pd
-
+    from mlcomops_assets.io_manager import read_parquet, value_folder
     from mlcomops_assets.lib.evidence_scan import RowIndex
 
     files = []
     for key in REFERENCE_ASSETS:
-        name = key.path[-1]
-        files.append(data_root / STORAGE_FOLDER[name] / f"{name}.parquet")
-    name = PARTITIONED_REFERENCE.path[-1]
-    batches = data_root / STORAGE_FOLDER[name] / name
+        folder = value_folder(data_root, key.path[-1])
+        files.append(folder.with_name(folder.name + ".parquet"))
+    batches = value_folder(data_root, PARTITIONED_REFERENCE.path[-1])
     if batches.is_dir():
         files += sorted(p for p in batches.iterdir() if p.name.endswith(".parquet"))
-    frames = [pd.read_parquet(io.BytesIO(path.read_bytes())) for path in files if path.exists()]
+    frames = [read_parquet(path) for path in files if path.exists()]
     return RowIndex(frames, key_columns=feature_columns) if frames else None
 
 
